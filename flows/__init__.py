@@ -1,0 +1,1 @@
+"""Orchestration at the edges: storage, state, Prefect flows and the command line."""

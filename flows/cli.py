@@ -1,0 +1,130 @@
+"""``ctparquet``: the command line. Human output by default; ``--json`` ends with one JSON line."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_PROBLEMS = 3
+"""Exit statuses: all converted; the run failed; the run finished but reported problems."""
+
+app = typer.Typer(
+    help="Convert AWS CloudTrail logs into a partitioned Parquet table for Athena.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _commands() -> None:
+    """Convert AWS CloudTrail logs into a partitioned Parquet table for Athena."""
+
+
+_out = Console()
+_err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="End stdout with one JSON summary line.")]
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Argument(help="Folder or s3:// URL holding AWSLogs/… objects.")],
+    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (events/ below).")],
+    as_json: JsonFlag = False,
+    no_prefect: Annotated[
+        bool,
+        typer.Option(
+            "--no-prefect",
+            help="Run the same conversion without Prefect (no API server start, no run record).",
+        ),
+    ] = False,
+) -> None:
+    """Convert every CloudTrail log object under SOURCE not converted yet into DEST."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]converting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("objects"),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=True,
+        disable=as_json or not _err.is_terminal,
+    ) as bar:
+        job = bar.add_task("convert", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(job, completed=done, total=total)
+
+        try:
+            summary = _run_ingest(source, dest, on_progress, no_prefect)
+        except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
+            _fail(error, as_json)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+    if as_json:
+        _out.file.write(json.dumps(summary) + "\n")
+    else:
+        _print_ingest(summary)
+    raise typer.Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
+
+
+def _run_ingest(source: str, dest: str, on_progress: Any, no_prefect: bool) -> dict[str, Any]:
+    if no_prefect:
+        from flows.ingest import run_ingest
+
+        return run_ingest(source, dest, progress=on_progress).as_json()
+    from flows.ingest import ingest as ingest_flow
+    from flows.ingest import set_progress_hook
+
+    set_progress_hook(on_progress)
+    try:
+        result: dict[str, Any] = ingest_flow(source, dest)
+    finally:
+        set_progress_hook(None)
+    return result
+
+
+def _print_ingest(summary: dict[str, Any]) -> None:
+    skipped = ", ".join(f"{n} {reason}" for reason, n in summary["objects_skipped"].items())
+    _out.print(
+        f"Converted {summary['objects_converted']:,} of {summary['objects_seen']:,} objects "
+        f"({skipped or 'none skipped'}).\n"
+        f"Wrote {summary['events_written']:,} events into {summary['partitions_written']} "
+        f"partitions ({summary['files_written']} files, {summary['bytes_written'] / 1e6:.1f} MB); "
+        f"{summary['duplicates_dropped']:,} duplicate eventIDs dropped.\n"
+        f"Read {summary['events_read']:,} events in {summary['seconds']:.1f} s "
+        f"({summary['events_per_second']:,} events/s; {summary['wall_seconds']:.1f} s in all).\n"
+        f"Table: {summary['events_table']}",
+        highlight=False,
+    )
+    if summary["problems_count"]:
+        _out.print(f"[yellow]{summary['problems_count']} problems[/yellow] (first ones):")
+        for problem in summary["problems"][:10]:
+            where = f" record {problem['record']}" if "record" in problem else ""
+            _out.print(f"  {problem['key']}{where}: {problem['reason']}", highlight=False)
+
+
+def _fail(error: Exception, as_json: bool) -> None:
+    message = f"{type(error).__name__}: {error}"
+    _err.print(f"[red]failed:[/red] {message}", highlight=False)
+    if as_json:
+        _out.file.write(json.dumps({"error": message}) + "\n")
+    raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="ctparquet")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The ingest flow: convert every log object under a source not yet in the table.
+
+``run_ingest`` is the whole job as plain Python; the Prefect flow ``ingest``
+runs the same function with each batch as a Prefect task, so the CLI can also
+run it without an orchestrator (``--no-prefect``) and skip the API server's start.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE as NO_CACHE
+
+from flows.batch import EVENTS_FOLDER, PendingObject, convert_batch
+from flows.report import BatchOutcome, RunSummary
+from flows.settings import Settings
+from flows.state import converted_objects
+from flows.storage import Storage
+from transforms.errors import PipelineError, Problem, UnrecognisedKeyError
+from transforms.keys import parse_key
+
+
+class DestinationInsideSourceError(PipelineError):
+    """The table would be written under the folder it reads logs from."""
+
+
+Progress = Callable[[int, int], None]
+"""Called with (objects done, objects to do) as batches finish."""
+
+
+class BatchConverter(Protocol):
+    def __call__(
+        self, source: Storage, dest: Storage, batch: list[PendingObject], *, row_group_rows: int
+    ) -> BatchOutcome: ...
+
+
+def plan(source: Storage, dest: Storage, summary: RunSummary) -> list[PendingObject]:
+    """The event objects under ``source`` not converted yet; everything else is counted."""
+    done = converted_objects(dest)
+    pending: list[PendingObject] = []
+    for stored in source.list_files():
+        summary.objects_seen += 1
+        url = source.url(stored.path)
+        try:
+            parsed = parse_key(url)
+        except UnrecognisedKeyError as error:
+            summary.objects_skipped["unrecognised_key"] += 1
+            summary.problems.append(Problem(url, error.reason))
+            continue
+        if parsed.kind != "events":
+            summary.objects_skipped[parsed.kind] += 1
+            continue
+        if (url, stored.size) in done:
+            summary.objects_skipped["already_converted"] += 1
+            continue
+        pending.append(PendingObject(stored, url, parsed))
+    return pending
+
+
+def batches(
+    pending: list[PendingObject], max_bytes: int, max_objects: int
+) -> Iterator[list[PendingObject]]:
+    """Consecutive groups of objects, bounded in bytes and count (memory stays flat)."""
+    batch: list[PendingObject] = []
+    size = 0
+    for item in pending:
+        if batch and (size + item.stored.size > max_bytes or len(batch) >= max_objects):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item.stored.size
+    if batch:
+        yield batch
+
+
+def run_ingest(
+    source_url: str,
+    dest_url: str,
+    *,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+    converter: BatchConverter = convert_batch,
+    log: Callable[[str], Any] | None = None,
+) -> RunSummary:
+    """Convert the new log objects under ``source_url`` into the table under ``dest_url``."""
+    settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+    started = time.perf_counter()
+    source, dest = Storage(source_url), Storage(dest_url)
+    if type(source.fs) is type(dest.fs) and _inside(dest.root, source.root):
+        raise DestinationInsideSourceError(
+            f"destination {dest_url} is inside the source {source_url}: the table would be "
+            "read back as input; choose a destination outside the source"
+        )
+    summary = RunSummary(source=source.url(), events_table=dest.url(dest.path(EVENTS_FOLDER)))
+    pending = plan(source, dest, summary)
+    if log:
+        log(
+            f"{summary.objects_seen} objects under {summary.source}: {len(pending)} to convert, "
+            f"skipped {dict(summary.objects_skipped)}"
+        )
+    done = 0
+    if progress:
+        progress(done, len(pending))
+    for batch in batches(pending, settings.batch_bytes, settings.batch_objects):
+        summary.add(converter(source, dest, batch, row_group_rows=settings.row_group_rows))
+        done += len(batch)
+        if progress:
+            progress(done, len(pending))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+_convert_batch_task = task(
+    name="convert-batch",
+    cache_policy=NO_CACHE,  # Inputs are storage handles and object lists: nothing to cache on.
+    retries=2,
+    retry_delay_seconds=5,
+)(convert_batch)
+
+_progress_hook: Progress | None = None
+
+
+def set_progress_hook(progress: Progress | None) -> None:
+    """Let the CLI watch a flow run in this process (a callback can't be a flow parameter)."""
+    global _progress_hook
+    _progress_hook = progress
+
+
+@flow(name="cloudtrail-ingest", log_prints=False)
+def ingest(source: str, dest: str) -> dict[str, Any]:
+    """Convert new CloudTrail log objects under ``source`` into the Parquet table under ``dest``."""
+    logger = get_run_logger()
+    summary = run_ingest(
+        source,
+        dest,
+        progress=_progress_hook,
+        converter=_convert_batch_task,
+        log=logger.info,
+    )
+    logger.info(
+        "converted %d objects, wrote %d events in %d partitions, %d problems",
+        summary.objects_converted,
+        summary.events_written,
+        len(summary.partitions),
+        len(summary.problems),
+    )
+    return summary.as_json()

@@ -1,0 +1,30 @@
+"""Settings, read once from the environment (prefix ``CTPARQUET_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Knobs of a conversion run; every one has a safe default."""
+
+    model_config = SettingsConfigDict(env_prefix="CTPARQUET_", extra="ignore")
+
+    batch_bytes: int = Field(
+        32 * 1024 * 1024,
+        description=(
+            "Compressed bytes of log objects converted together. Bounds memory "
+            "(about 20x this while a batch is decoded) and sets output file size."
+        ),
+        gt=0,
+    )
+    batch_objects: int = Field(
+        5_000, description="Most log objects in one batch, however small they are.", gt=0
+    )
+    row_group_rows: int = Field(
+        122_880, description="Rows per Parquet row group in written files.", gt=0
+    )
+    read_concurrency: int = Field(
+        16, description="Log objects fetched at once from storage (S3 latency hiding).", gt=0
+    )

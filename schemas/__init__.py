@@ -1,0 +1,1 @@
+"""The one definition of a CloudTrail record, and everything derived from it."""

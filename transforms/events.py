@@ -1,0 +1,119 @@
+"""Decoded records -> events placed in their event-time partitions, once each.
+
+The partition is the event's own ``eventTime`` in UTC and its ``awsRegion``,
+never the delivery folder: CloudTrail delivers events up to a day late, so the
+folder of 2024-01-06 holds events of 2024-01-05 23:5x. A record that cannot be
+placed (no time, a region that is not a path-safe name) is reported, not guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from schemas.cloudtrail import COLUMNS, DEDUP_COLUMN, EVENT_TIMESTAMP, PARTITION_KEYS
+from transforms.errors import Problem
+from transforms.keys import REGION_NAME
+from transforms.records import RecordRows, rows_to_frame
+
+_ORIGIN = "__origin"
+_POSITION = "__position"
+
+# CloudTrail writes 2024-01-05T23:59:58Z; fractions and explicit offsets are ISO 8601 too.
+_TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f%:z")
+
+
+@dataclass
+class PlacedEvents:
+    """Events with their partition columns, and the records that could not be placed."""
+
+    events: pl.DataFrame
+    problems: list[Problem] = field(default_factory=list)
+    duplicates_dropped: int = 0
+    records_read: int = 0
+
+
+def event_timestamp(event_time: pl.Expr) -> pl.Expr:
+    """Parse CloudTrail's ISO-8601 ``eventTime`` text to a UTC timestamp; null if not a time."""
+    return pl.coalesce(
+        [
+            event_time.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+            for fmt in _TIME_FORMATS
+        ]
+    )
+
+
+def place_events(records: RecordRows, fallback_regions: Sequence[str | None]) -> PlacedEvents:
+    """Derive the timestamp and partitions of each record; report the unplaceable ones.
+
+    ``fallback_regions[i]`` is the region folder of ``records.keys[i]``: used only
+    when a record has no ``awsRegion`` (the folder region is where it was logged).
+    """
+    frame = rows_to_frame(records).with_columns(
+        pl.Series(_ORIGIN, records.origins, pl.Int32),
+        pl.Series(_POSITION, records.positions, pl.Int32),
+    )
+    fallback = pl.Series(list(fallback_regions), dtype=pl.String)
+    timestamp = EVENT_TIMESTAMP.name
+    frame = frame.with_columns(
+        event_timestamp(pl.col("eventtime")).alias(timestamp),
+        pl.coalesce(
+            pl.col("awsregion"),
+            pl.col(_ORIGIN).replace_strict(
+                range(len(fallback)), fallback, default=None, return_dtype=pl.String
+            ),
+        ).alias("region"),
+    ).with_columns(
+        pl.col(timestamp).dt.strftime("%Y").alias("year"),
+        pl.col(timestamp).dt.strftime("%m").alias("month"),
+        pl.col(timestamp).dt.strftime("%d").alias("day"),
+    )
+    has_time = pl.col(timestamp).is_not_null()
+    good_region = pl.col("region").str.contains(REGION_NAME.pattern)
+    placed = frame.filter(has_time & good_region.fill_null(False))
+    problems = _unplaced(frame.filter(~(has_time & good_region.fill_null(False))), records.keys)
+    unique = placed.filter(
+        pl.col(DEDUP_COLUMN).is_null() | pl.col(DEDUP_COLUMN).is_first_distinct()
+    )
+    return PlacedEvents(
+        events=unique.select([c.name for c in COLUMNS] + list(PARTITION_KEYS)),
+        problems=problems,
+        duplicates_dropped=placed.height - unique.height,
+        records_read=frame.height,
+    )
+
+
+def _unplaced(frame: pl.DataFrame, keys: Sequence[str]) -> list[Problem]:
+    problems = []
+    for row in frame.select(
+        _ORIGIN, _POSITION, "eventid", "eventtime", "region", EVENT_TIMESTAMP.name
+    ).iter_rows(named=True):
+        if row[EVENT_TIMESTAMP.name] is None:
+            reason = (
+                "record has no eventTime"
+                if row["eventtime"] is None
+                else "eventTime is not an ISO-8601 time"
+            )
+        elif row["region"] is None:
+            reason = "record has no awsRegion and its key names no region"
+        else:
+            reason = "awsRegion is not a region name usable in a path"
+        problems.append(Problem(keys[row[_ORIGIN]], reason, row[_POSITION], row["eventid"]))
+    return problems
+
+
+def drop_known_events(events: pl.DataFrame, known_event_ids: pl.Series) -> pl.DataFrame:
+    """Events whose eventID is not already in the table (a redelivery, or a rerun's)."""
+    if known_event_ids.is_empty():
+        return events
+    return events.filter(
+        pl.col(DEDUP_COLUMN).is_null() | ~pl.col(DEDUP_COLUMN).is_in(known_event_ids.implode())
+    )
+
+
+def split_partitions(events: pl.DataFrame) -> dict[tuple[str, str, str, str], pl.DataFrame]:
+    """One frame per (region, year, month, day) partition."""
+    parts = events.partition_by(list(PARTITION_KEYS), as_dict=True, maintain_order=True)
+    return {tuple(str(v) for v in key): frame for key, frame in parts.items()}  # type: ignore[misc]

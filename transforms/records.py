@@ -1,0 +1,273 @@
+"""Raw record spans -> a Polars frame of the schema's columns, with nothing lost.
+
+Two decoders share one output. The fast one decodes a whole record into typed
+msgspec Structs generated from the schema, free-form payloads arriving as
+``msgspec.Raw`` (their exact bytes: no re-serialisation, so key order, escapes,
+number forms and case-twin keys stay as written). It refuses any record with a
+field the schema does not know or a value of an unexpected type; such a record
+takes the careful path, which maps what it can and keeps the rest, byte for byte,
+in the ``unmapped`` column.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import msgspec
+import polars as pl
+import pyarrow as pa
+
+from schemas.cloudtrail import RECORD_FIELDS, UNMAPPED, ArrayOf, FieldType, Struct
+from schemas.derive import arrow_field, arrow_type
+from transforms.errors import Problem
+
+_ROOT = Struct(RECORD_FIELDS)
+_NULL = b"null"
+
+
+# --- The typed decoder, generated from the schema -------------------------------------
+
+
+@cache
+def _struct_class(struct: Struct, name: str) -> type[msgspec.Struct]:
+    members = [(f.name, _decoded_type(f.type, f"{name}_{f.name}"), None) for f in struct.fields]
+    return msgspec.defstruct(
+        name,
+        members,
+        rename={f.name: f.key for f in struct.fields if f.key is not None},
+        forbid_unknown_fields=True,
+        gc=False,  # Millions of these are alive at once; the cycle collector need not track them.
+    )
+
+
+def _decoded_type(field_type: FieldType, name: str) -> Any:
+    if isinstance(field_type, Struct):
+        return _struct_class(field_type, name) | None
+    if isinstance(field_type, ArrayOf):
+        return list[_struct_class(field_type.element, name)] | None  # type: ignore[misc]
+    if getattr(field_type, "json_kind", None) == "string":
+        return str | None
+    if getattr(field_type, "json_kind", None) == "boolean":
+        return bool | None
+    return msgspec.Raw  # JSON text: the exact bytes, including a literal null.
+
+
+_Record = _struct_class(_ROOT, "Record")
+_decode_record = msgspec.json.Decoder(_Record).decode
+
+
+class _TypedRecords(msgspec.Struct, gc=False):
+    Records: list[_Record]  # type: ignore[valid-type]
+
+
+_decode_typed_document = msgspec.json.Decoder(_TypedRecords).decode
+_decode_object = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
+_decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
+_decode_string = msgspec.json.Decoder(str).decode
+_encode = msgspec.json.encode
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cycle collector: it rescans every live object many times while decoding."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# --- Reading records -------------------------------------------------------------------
+
+
+@dataclass
+class RecordRows:
+    """Decoded records of one or more objects, row-aligned, ready to become a frame."""
+
+    rows: list[Any] = field(default_factory=list)
+    unmapped: list[str | None] = field(default_factory=list)
+    origins: list[int] = field(default_factory=list)
+    """Per row: index of its object in ``keys``."""
+    positions: list[int] = field(default_factory=list)
+    """Per row: the record's index within its object."""
+    keys: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def read_document(document: bytes, key: str, into: RecordRows) -> bool:
+    """Decode a well-formed document in one typed pass; False if it needs the careful path."""
+    try:
+        with _collector_paused():
+            records = _decode_typed_document(document).Records
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False
+    origin = len(into.keys)
+    into.keys.append(key)
+    into.rows.extend(records)
+    into.unmapped.extend([None] * len(records))
+    into.origins.extend([origin] * len(records))
+    into.positions.extend(range(len(records)))
+    return True
+
+
+def read_records(spans: Sequence[msgspec.Raw], key: str, into: RecordRows) -> None:
+    """Decode record spans one by one: typed when possible, carefully otherwise."""
+    origin = len(into.keys)
+    into.keys.append(key)
+    with _collector_paused():
+        for position, span in enumerate(spans):
+            try:
+                row, unmapped = _decode_record(span), None
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                try:
+                    row, unmapped = _decode_carefully(span)
+                except _NotARecordError as error:
+                    into.problems.append(Problem(key, str(error), record=position))
+                    continue
+            into.rows.append(row)
+            into.unmapped.append(unmapped)
+            into.origins.append(origin)
+            into.positions.append(position)
+
+
+class _NotARecordError(ValueError):
+    pass
+
+
+def _decode_carefully(span: msgspec.Raw) -> tuple[Any, str | None]:
+    """Map what the schema knows; return the rest as a JSON object mirroring the record."""
+    try:
+        top = _decode_object(span)
+    except msgspec.ValidationError:
+        raise _NotARecordError("record is not a JSON object") from None
+    except msgspec.DecodeError as error:
+        raise _NotARecordError(f"record is not valid JSON ({error})") from None
+    try:
+        row, rest = _coerce_struct(top, _ROOT, "Record")
+    except msgspec.DecodeError as error:
+        raise _NotARecordError(f"record is not valid JSON ({error})") from None
+    return row, None if rest is None else _encode(rest).decode()
+
+
+def _coerce_struct(
+    members: dict[str, msgspec.Raw], struct: Struct, name: str
+) -> tuple[Any, dict[str, Any] | None]:
+    known = _fields_by_key(struct)
+    values: dict[str, Any] = {}
+    rest: dict[str, Any] = {}
+    for key, raw in members.items():
+        member = known.get(key)
+        if member is None:
+            rest[key] = raw
+            continue
+        value, unmapped = _coerce_value(raw, member.type, f"{name}_{member.name}")
+        values[member.name] = value
+        if unmapped is not None:
+            rest[key] = unmapped
+    return _struct_class(struct, name)(**values), rest or None
+
+
+def _coerce_value(raw: msgspec.Raw, field_type: FieldType, name: str) -> tuple[Any, Any]:
+    """(mapped value, unmapped remainder or None) of one member."""
+    text = bytes(raw).strip()
+    if isinstance(field_type, Struct):
+        if text[:1] == b"{":
+            return _coerce_struct(_decode_object(text), field_type, name)
+        return None, (None if text == _NULL else raw)
+    if isinstance(field_type, ArrayOf):
+        if text[:1] != b"[":
+            return None, (None if text == _NULL else raw)
+        elements: list[Any] = []
+        complete = True
+        for item in _decode_array(text):
+            item_text = bytes(item).strip()
+            if item_text[:1] == b"{":
+                element, unmapped = _coerce_struct(
+                    _decode_object(item_text), field_type.element, name
+                )
+                complete = complete and unmapped is None
+            else:
+                element, complete = None, complete and item_text == _NULL
+            elements.append(element)
+        # Lists have no keys to mirror: an element we could not map keeps the whole array.
+        return elements, (None if complete else raw)
+    return _text_of_json(text), None
+
+
+@cache
+def _fields_by_key(struct: Struct) -> dict[str, Any]:
+    return {f.key: f for f in struct.fields if f.key is not None}
+
+
+def _text_of_json(text: bytes) -> str | None:
+    """A JSON value as a STRING column shows it: strings unquoted, the rest as written."""
+    if text == _NULL:
+        return None
+    if text[:1] == b'"':
+        return _decode_string(text)
+    return text.decode("utf-8")
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or value.__class__ is str:
+        return value
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, msgspec.Raw):
+        return _text_of_json(bytes(value).strip())
+    raise TypeError(f"unexpected decoded value {type(value).__name__}")
+
+
+# --- Rows -> columns -------------------------------------------------------------------
+
+
+def rows_to_frame(records: RecordRows) -> pl.DataFrame:
+    """The schema's record columns, plus ``unmapped``, from decoded rows."""
+    columns = {
+        f.name: _column(f.type, [getattr(r, f.name) for r in records.rows]) for f in _ROOT.fields
+    }
+    columns[UNMAPPED.name] = pa.array(records.unmapped, pa.string())
+    frame = pl.from_arrow(pa.table(columns))
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _column(field_type: FieldType, values: list[Any]) -> pa.Array:
+    if isinstance(field_type, Struct):
+        children = [
+            _column(child.type, [None if v is None else getattr(v, child.name) for v in values])
+            for child in field_type.fields
+        ]
+        return pa.StructArray.from_arrays(
+            children,
+            fields=[arrow_field(child) for child in field_type.fields],
+            mask=pa.array([v is None for v in values], pa.bool_()),
+        )
+    if isinstance(field_type, ArrayOf):
+        offsets = [0]
+        flat: list[Any] = []
+        for value in values:
+            if value is not None:
+                flat.extend(value)
+            offsets.append(len(flat))
+        return pa.ListArray.from_arrays(
+            pa.array(offsets, pa.int32()),
+            _column(field_type.element, flat),
+            type=arrow_type(field_type),
+            mask=pa.array([v is None for v in values], pa.bool_()),
+        )
+    return pa.array(
+        [v if v is None or v.__class__ is str else _as_text(v) for v in values], pa.string()
+    )
