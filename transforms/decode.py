@@ -64,7 +64,7 @@ def split_records(document: bytes) -> DecodedObject:
         return DecodedObject(msgspec.json.decode(document, type=_Envelope).Records)
     except msgspec.ValidationError as error:
         return DecodedObject([], _envelope_problem(document, str(error)))
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
         salvaged = _salvage_records(document)
         reason = "empty object" if not document.strip() else f"not valid JSON ({error})"
         if salvaged:

@@ -70,6 +70,7 @@ _decode_object = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_string = msgspec.json.Decoder(str).decode
 _encode = msgspec.json.encode
+_UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 
 
 @contextmanager
@@ -109,7 +110,7 @@ def read_document(document: bytes, key: str, into: RecordRows) -> bool:
     try:
         with _collector_paused():
             records = _decode_typed_document(document).Records
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _UNREADABLE:
         return False
     origin = len(into.keys)
     into.keys.append(key)
@@ -128,7 +129,7 @@ def read_records(spans: Sequence[msgspec.Raw], key: str, into: RecordRows) -> No
         for position, span in enumerate(spans):
             try:
                 row, unmapped = _decode_record(span), None
-            except (msgspec.DecodeError, msgspec.ValidationError):
+            except _UNREADABLE:
                 try:
                     row, unmapped = _decode_carefully(span)
                 except _NotARecordError as error:
@@ -150,11 +151,11 @@ def _decode_carefully(span: msgspec.Raw) -> tuple[Any, str | None]:
         top = _decode_object(span)
     except msgspec.ValidationError:
         raise _NotARecordError("record is not a JSON object") from None
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise _NotARecordError(f"record is not valid JSON ({error})") from None
     try:
         row, rest = _coerce_struct(top, _ROOT, "Record")
-    except msgspec.DecodeError as error:
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise _NotARecordError(f"record is not valid JSON ({error})") from None
     return row, None if rest is None else _encode(rest).decode()
 
