@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -113,7 +114,49 @@ def _print_ingest(summary: dict[str, Any]) -> None:
             _out.print(f"  {problem['key']}{where}: {problem['reason']}", highlight=False)
 
 
-def _fail(error: Exception, as_json: bool) -> None:
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def query(
+    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
+    sql: Annotated[str, typer.Argument(help="One Athena (Trino) SQL statement.")],
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Rows as an aligned table, CSV or JSON lines.")
+    ] = OutputFormat.table,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run Athena SQL over the table locally (DuckDB); any table name means the events table."""
+    from flows.query import run_query
+    from flows.render import render_csv, render_json_lines, render_table, rows_as_json
+
+    try:
+        result = run_query(dest, sql)
+    except Exception as error:  # noqa: BLE001 - reported as the command's failure
+        _fail(error, as_json)
+    rendered = {
+        OutputFormat.table: render_table,
+        OutputFormat.csv: render_csv,
+        OutputFormat.json: render_json_lines,
+    }[output](result.table)
+    _out.file.write(rendered)
+    if as_json:
+        summary = {
+            "columns": result.table.column_names,
+            "row_count": result.table.num_rows,
+            "rows": rows_as_json(result.table),
+            "seconds": round(result.seconds, 3),
+            "duckdb_sql": result.sql,
+        }
+        _out.file.write(json.dumps(summary) + "\n")
+    elif output is OutputFormat.table:
+        _err.print(f"{result.table.num_rows} rows in {result.seconds:.2f} s", highlight=False)
+
+
+def _fail(error: Exception, as_json: bool) -> NoReturn:
     message = f"{type(error).__name__}: {error}"
     _err.print(f"[red]failed:[/red] {message}", highlight=False)
     if as_json:

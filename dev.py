@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""The project's two entry points, needing nothing but Python 3.11+ and pip.
+
+    python3 dev.py demo   set up, convert real CloudTrail samples, query the table
+    python3 dev.py test   set up, lint, type-check and run the whole test suite
+
+Both create ./.venv and install the project into it (again only when
+pyproject.toml changed), so a fresh checkout needs no other step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed-from"
+SHARED_SAMPLES = ROOT.parent / "shared" / "data" / "invictus-ir" / "AWSLogs"
+DEMO = ROOT / "demo-output"
+
+SEED_TEMPLATE_QUERY = """SELECT
+ useridentity.arn,
+ eventname,
+ sourceipaddress,
+ eventtime
+FROM cloudtrail_logs
+LIMIT 100"""
+
+
+def run(*command: str | Path, check: bool = True) -> int:
+    print("+", " ".join(str(c) for c in command), flush=True)
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return subprocess.run([str(c) for c in command], cwd=ROOT, env=env, check=check).returncode
+
+
+def setup() -> None:
+    """Create .venv and install the project with its dev extra, once per pyproject.toml."""
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        venv.create(VENV, with_pip=True)
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.write_text(wanted)
+
+
+def demo() -> int:
+    """Convert the real samples (or a generated corpus) and answer the seed's template query."""
+    setup()
+    source = SHARED_SAMPLES
+    if not source.is_dir():
+        source = DEMO / "generated-logs" / "AWSLogs"
+        run(BIN / "python", "-m", "tests.corpus", source.parent, "--events", "20000")
+    table = DEMO / "table"
+    status = run(BIN / "ctparquet", "ingest", source, table, check=False)
+    if status not in (0, 3):  # 3: converted, with problems it listed
+        return status
+    return run(BIN / "ctparquet", "query", table, SEED_TEMPLATE_QUERY, check=False)
+
+
+def test() -> int:
+    """Lint, type-check and run every test (two workers: this suite is sized for 2 cores)."""
+    setup()
+    for command in (
+        (BIN / "ruff", "check", "."),
+        (BIN / "ruff", "format", "--check", "."),
+        (BIN / "mypy",),
+    ):
+        if status := run(*command, check=False):
+            return status
+    return run(BIN / "python", "-m", "pytest", "-n", "2", "-q", *sys.argv[2:], check=False)
+
+
+if __name__ == "__main__":
+    commands = {"demo": demo, "test": test, "setup": lambda: setup() or 0}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print(__doc__)
+        sys.exit(2)
+    sys.exit(commands[sys.argv[1]]())
