@@ -35,7 +35,13 @@ LIMIT 100"""
 
 def run(*command: str | Path, check: bool = True) -> int:
     print("+", " ".join(str(c) for c in command), flush=True)
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # Prefect's ephemeral server keeps a SQLite DB in PREFECT_HOME (default ~/.prefect);
+        # one migrated by another Prefect version stops it starting. Ours is the project's own.
+        "PREFECT_HOME": str(ROOT / ".prefect"),
+    }
     return subprocess.run([str(c) for c in command], cwd=ROOT, env=env, check=check).returncode
 
 
