@@ -13,3 +13,22 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """One moto server for the session, reached over HTTP like AWS."""
+    from tests.s3_server import moto_server
+
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3(s3_endpoint):
+    """A clean S3 for each test."""
+    s3_endpoint.reset()
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    return s3_endpoint
