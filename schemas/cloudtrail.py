@@ -198,6 +198,31 @@ RECORD_FIELDS: tuple[Field, ...] = SEED_FIELDS + ADDED_FIELDS
 COLUMNS: tuple[Field, ...] = RECORD_FIELDS + DERIVED_FIELDS
 """Every column stored in a Parquet file of the events table."""
 
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table of CloudTrail records: the fields read, then the derived columns.
+
+    The transforms are generic over it, so a second kind of record (Insights
+    events) goes through the same decoder, placement and writer.
+    """
+
+    name: str
+    """The table's folder under the destination, e.g. ``events``."""
+    record_fields: tuple[Field, ...]
+
+    @property
+    def root(self) -> Struct:
+        return Struct(self.record_fields)
+
+    @property
+    def columns(self) -> tuple[Field, ...]:
+        return self.record_fields + DERIVED_FIELDS
+
+
+EVENTS = TableSchema("events", RECORD_FIELDS)
+"""The API events table: the standard Athena CloudTrail table's columns and more."""
+
 PARTITION_KEYS: tuple[str, ...] = ("region", "year", "month", "day")
 """Hive partition columns: in the path, not in the files; all zero-padded strings."""
 

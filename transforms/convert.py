@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from schemas.cloudtrail import EVENTS, TableSchema
 from transforms.decode import decompress, split_records
 from transforms.errors import Problem
 from transforms.events import PlacedEvents, place_events
@@ -31,9 +32,9 @@ class ConvertedBatch:
         return self.placed.problems
 
 
-def convert_objects(objects: Iterable[LogBytes]) -> ConvertedBatch:
-    """Decode, shape and place the events of a batch of objects; bad input never raises."""
-    records = RecordRows()
+def convert_objects(objects: Iterable[LogBytes], schema: TableSchema = EVENTS) -> ConvertedBatch:
+    """Decode, shape and place the records of a batch of objects; bad input never raises."""
+    records = RecordRows(schema)
     regions: list[str | None] = []
     object_problems: list[Problem] = []
     unreadable: set[str] = set()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from schemas.cloudtrail import COLUMNS, DEDUP_COLUMN, EVENT_TIMESTAMP, PARTITION_KEYS
+from schemas.cloudtrail import DEDUP_COLUMN, EVENT_TIMESTAMP, PARTITION_KEYS
 from transforms.errors import Problem
 from transforms.keys import REGION_NAME
 from transforms.records import RecordRows, rows_to_frame
@@ -78,7 +78,7 @@ def place_events(records: RecordRows, fallback_regions: Sequence[str | None]) ->
         pl.col(DEDUP_COLUMN).is_null() | pl.col(DEDUP_COLUMN).is_first_distinct()
     )
     return PlacedEvents(
-        events=unique.select([c.name for c in COLUMNS] + list(PARTITION_KEYS)),
+        events=unique.select([c.name for c in records.schema.columns] + list(PARTITION_KEYS)),
         problems=problems,
         duplicates_dropped=placed.height - unique.height,
         records_read=frame.height,

@@ -8,18 +8,23 @@ from collections.abc import Iterable
 
 import polars as pl
 
-from schemas.cloudtrail import COLUMNS, SCHEMA_VERSION, SORT_COLUMN
+from schemas.cloudtrail import EVENTS, SCHEMA_VERSION, SORT_COLUMN, TableSchema
 from schemas.derive import SCHEMA_VERSION_METADATA_KEY, polars_schema
 
 DEFAULT_ROW_GROUP_ROWS = 122_880
 """Rows per row group: a few MB compressed, so readers prune time ranges finely."""
 
 
-def to_parquet(events: pl.DataFrame, *, row_group_rows: int = DEFAULT_ROW_GROUP_ROWS) -> bytes:
+def to_parquet(
+    events: pl.DataFrame,
+    *,
+    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+    schema: TableSchema = EVENTS,
+) -> bytes:
     """Parquet bytes of one partition's events (partition keys live in the path)."""
     frame = (
-        events.select([c.name for c in COLUMNS])
-        .cast(polars_schema())
+        events.select([c.name for c in schema.columns])
+        .cast(polars_schema(schema.columns))
         .sort(SORT_COLUMN, maintain_order=True)
     )
     buffer = io.BytesIO()

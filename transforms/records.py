@@ -22,11 +22,10 @@ import msgspec
 import polars as pl
 import pyarrow as pa
 
-from schemas.cloudtrail import RECORD_FIELDS, UNMAPPED, ArrayOf, FieldType, Struct
+from schemas.cloudtrail import EVENTS, UNMAPPED, ArrayOf, FieldType, Struct, TableSchema
 from schemas.derive import arrow_field, arrow_type
 from transforms.errors import Problem
 
-_ROOT = Struct(RECORD_FIELDS)
 _NULL = b"null"
 
 
@@ -57,15 +56,23 @@ def _decoded_type(field_type: FieldType, name: str) -> Any:
     return msgspec.Raw  # JSON text: the exact bytes, including a literal null.
 
 
-_Record = _struct_class(_ROOT, "Record")
-_decode_record = msgspec.json.Decoder(_Record).decode
+@dataclass(frozen=True)
+class _Decoders:
+    """The typed decoders of one table's records: a whole document, and one record."""
+
+    document: Any
+    record: Any
 
 
-class _TypedRecords(msgspec.Struct, gc=False):
-    Records: list[_Record]  # type: ignore[valid-type]
+@cache
+def _decoders(schema: TableSchema) -> _Decoders:
+    record: Any = _struct_class(schema.root, f"{schema.name.title()}Record")
+    document = msgspec.defstruct(
+        f"{schema.name.title()}Document", [("Records", list[record])], gc=False
+    )
+    return _Decoders(msgspec.json.Decoder(document).decode, msgspec.json.Decoder(record).decode)
 
 
-_decode_typed_document = msgspec.json.Decoder(_TypedRecords).decode
 _decode_object = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_string = msgspec.json.Decoder(str).decode
@@ -92,6 +99,7 @@ def _collector_paused() -> Iterator[None]:
 class RecordRows:
     """Decoded records of one or more objects, row-aligned, ready to become a frame."""
 
+    schema: TableSchema = EVENTS
     rows: list[Any] = field(default_factory=list)
     unmapped: list[str | None] = field(default_factory=list)
     origins: list[int] = field(default_factory=list)
@@ -109,7 +117,7 @@ def read_document(document: bytes, key: str, into: RecordRows) -> bool:
     """Decode a well-formed document in one typed pass; False if it needs the careful path."""
     try:
         with _collector_paused():
-            records = _decode_typed_document(document).Records
+            records = _decoders(into.schema).document(document).Records
     except _UNREADABLE:
         return False
     origin = len(into.keys)
@@ -125,13 +133,14 @@ def read_records(spans: Sequence[msgspec.Raw], key: str, into: RecordRows) -> No
     """Decode record spans one by one: typed when possible, carefully otherwise."""
     origin = len(into.keys)
     into.keys.append(key)
+    decode_record = _decoders(into.schema).record
     with _collector_paused():
         for position, span in enumerate(spans):
             try:
-                row, unmapped = _decode_record(span), None
+                row, unmapped = decode_record(span), None
             except _UNREADABLE:
                 try:
-                    row, unmapped = _decode_carefully(span)
+                    row, unmapped = _decode_carefully(span, into.schema)
                 except _NotARecordError as error:
                     into.problems.append(Problem(key, str(error), record=position))
                     continue
@@ -145,7 +154,7 @@ class _NotARecordError(ValueError):
     pass
 
 
-def _decode_carefully(span: msgspec.Raw) -> tuple[Any, str | None]:
+def _decode_carefully(span: msgspec.Raw, schema: TableSchema) -> tuple[Any, str | None]:
     """Map what the schema knows; return the rest as a JSON object mirroring the record."""
     try:
         top = _decode_object(span)
@@ -154,7 +163,7 @@ def _decode_carefully(span: msgspec.Raw) -> tuple[Any, str | None]:
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise _NotARecordError(f"record is not valid JSON ({error})") from None
     try:
-        row, rest = _coerce_struct(top, _ROOT, "Record")
+        row, rest = _coerce_struct(top, schema.root, f"{schema.name.title()}Record")
     except (msgspec.DecodeError, UnicodeDecodeError) as error:
         raise _NotARecordError(f"record is not valid JSON ({error})") from None
     return row, None if rest is None else _encode(rest).decode()
@@ -237,7 +246,8 @@ def _as_text(value: Any) -> str | None:
 def rows_to_frame(records: RecordRows) -> pl.DataFrame:
     """The schema's record columns, plus ``unmapped``, from decoded rows."""
     columns = {
-        f.name: _column(f.type, [getattr(r, f.name) for r in records.rows]) for f in _ROOT.fields
+        f.name: _column(f.type, [getattr(r, f.name) for r in records.rows])
+        for f in records.schema.record_fields
     }
     columns[UNMAPPED.name] = pa.array(records.unmapped, pa.string())
     frame = pl.from_arrow(pa.table(columns))
