@@ -68,7 +68,10 @@ def _check_object(
             if isinstance(value, list) and rest is _MISSING:
                 assert column is not None and len(column) == len(value), f"{where}: length"
                 for index, (item, out) in enumerate(zip(value, column, strict=True)):
-                    _check_object(item, out, {}, field.type.element.fields, f"{where}[{index}]")
+                    if item is None:
+                        assert out is None, f"{where}[{index}]: null element became {out!r}"
+                    else:
+                        _check_object(item, out, {}, field.type.element.fields, f"{where}[{index}]")
             elif value is None:
                 assert column is None, f"{where}: null became {column!r}"
             else:
