@@ -9,7 +9,7 @@ from schemas.cloudtrail import EVENTS, TableSchema
 from transforms.decode import decompress, split_records
 from transforms.errors import Problem
 from transforms.events import PlacedEvents, place_events
-from transforms.records import RecordRows, read_document, read_records
+from transforms.records import RecordRows, collector_paused, read_document, read_records
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,11 @@ class ConvertedBatch:
 
 def convert_objects(objects: Iterable[LogBytes], schema: TableSchema = EVENTS) -> ConvertedBatch:
     """Decode, shape and place the records of a batch of objects; bad input never raises."""
+    with collector_paused():
+        return _convert_objects(objects, schema)
+
+
+def _convert_objects(objects: Iterable[LogBytes], schema: TableSchema) -> ConvertedBatch:
     records = RecordRows(schema)
     regions: list[str | None] = []
     object_problems: list[Problem] = []
