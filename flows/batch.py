@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow.dataset as ds
@@ -17,7 +17,7 @@ import pyarrow.dataset as ds
 from flows.report import BatchOutcome
 from flows.state import record_converted
 from flows.storage import Storage, StoredObject
-from schemas.cloudtrail import DEDUP_COLUMN, SORT_COLUMN
+from schemas.cloudtrail import DEDUP_COLUMN
 from transforms.convert import LogBytes, convert_objects
 from transforms.errors import Problem
 from transforms.events import drop_known_events, split_partitions
@@ -38,15 +38,32 @@ class PendingObject:
     log: LogObject
 
 
-def convert_batch(
-    source: Storage, dest: Storage, batch: list[PendingObject], *, row_group_rows: int
-) -> BatchOutcome:
-    """Convert ``batch`` into ``dest``'s events table and mark it converted."""
-    name = batch_id(item.url for item in batch)
+@dataclass
+class PreparedPartition:
+    """One partition's events of a batch: encoded, with what de-duplication needs."""
+
+    parquet: bytes
+    event_ids: pl.Series
+
+
+@dataclass
+class PreparedBatch:
+    """A batch read, decoded and encoded, not yet written: what a worker process returns."""
+
+    name: str
+    outcome: BatchOutcome
+    readable: list[tuple[str, StoredObject]]
+    partitions: dict[tuple[str, str, str, str], PreparedPartition] = field(default_factory=dict)
+
+
+def prepare_batch(
+    source: Storage, batch: list[PendingObject], *, row_group_rows: int
+) -> PreparedBatch:
+    """Read and convert a batch: the CPU-heavy half, safe to run in parallel processes."""
     outcome = BatchOutcome()
     fetched = source.read_many([item.stored.path for item in batch])
     inputs: list[LogBytes] = []
-    readable: list[PendingObject] = []
+    readable: list[tuple[str, StoredObject]] = []
     for item in batch:
         data = fetched.get(item.stored.path)
         if not isinstance(data, bytes):
@@ -55,7 +72,7 @@ def convert_batch(
             continue
         outcome.bytes_read += len(data)
         inputs.append(LogBytes(item.url, data, item.log.region))
-        readable.append(item)
+        readable.append((item.url, item.stored))
 
     converted = convert_objects(inputs)
     placed = converted.placed
@@ -63,49 +80,115 @@ def convert_batch(
     outcome.events_read = placed.records_read
     outcome.duplicates_dropped = placed.duplicates_dropped
     outcome.problems.extend(placed.problems)
+    prepared = PreparedBatch(batch_id(item.url for item in batch), outcome, readable)
+    for key, events in split_partitions(placed.events).items():
+        prepared.partitions[key] = PreparedPartition(
+            parquet=to_parquet(events, row_group_rows=row_group_rows),
+            event_ids=events[DEDUP_COLUMN],
+        )
+    return prepared
 
-    for (region, year, month, day), events in split_partitions(placed.events).items():
+
+def commit_batch(
+    dest: Storage,
+    prepared: PreparedBatch,
+    *,
+    row_group_rows: int,
+    known: KnownEventIds | None = None,
+) -> BatchOutcome:
+    """Write a prepared batch into the table, then mark its objects converted.
+
+    One batch at a time: the check against events already in a partition must see
+    what the previous batch wrote, or two batches could both add a redelivered event.
+    """
+    outcome = prepared.outcome
+    known = known or KnownEventIds(dest)
+    for (region, year, month, day), part in prepared.partitions.items():
         folder = dest.path(EVENTS_FOLDER, partition_path(region, year, month, day))
-        target = posixpath.join(folder, part_file_name(name))
-        new_events = drop_known_events(events, _known_event_ids(dest, folder, target, events))
-        outcome.duplicates_dropped += events.height - new_events.height
-        if new_events.is_empty():
+        target = posixpath.join(folder, part_file_name(prepared.name))
+        data, written, ids = part.parquet, part.event_ids.len(), part.event_ids
+        duplicates = known.duplicates(folder, target, part.event_ids)
+        if not duplicates.is_empty():
+            events = drop_known_events(pl.read_parquet(part.parquet), duplicates)
+            outcome.duplicates_dropped += written - events.height
+            data, written = to_parquet(events, row_group_rows=row_group_rows), events.height
+            ids = events[DEDUP_COLUMN]
+        if written == 0:
             if dest.exists(target):  # An earlier run of this batch wrote what others now hold.
                 dest.remove(target)
+            known.forget(folder, target)
             continue
-        data = to_parquet(new_events, row_group_rows=row_group_rows)
         dest.write_atomically(target, data)
-        outcome.events_written += new_events.height
+        known.wrote(folder, target, ids)
+        outcome.events_written += written
         outcome.files_written += 1
         outcome.bytes_written += len(data)
         outcome.partitions.add(partition_path(region, year, month, day))
 
-    record_converted(
-        dest, name, ((item.url, item.stored) for item in readable), outcome.events_written
+    record_converted(dest, prepared.name, prepared.readable, outcome.events_written)
+    log.info(
+        "batch %s: %d objects, %d events written",
+        prepared.name,
+        len(prepared.readable),
+        outcome.events_written,
     )
-    log.info("batch %s: %d objects, %d events written", name, len(readable), outcome.events_written)
     return outcome
 
 
-def _known_event_ids(dest: Storage, folder: str, own_file: str, events: pl.DataFrame) -> pl.Series:
-    """eventIDs already in the partition's other files, within the batch's time range."""
-    empty = pl.Series(DEDUP_COLUMN, [], pl.String)
-    if not dest.exists(folder):
-        return empty
-    others = [
-        f.path
-        for f in dest.list_files(folder)
-        if f.path.endswith(".parquet") and f.path != own_file
-    ]
-    if not others:
-        return empty
-    low, high = events[SORT_COLUMN].min(), events[SORT_COLUMN].max()
-    table = ds.dataset(others, filesystem=dest.fs, format="parquet").to_table(
-        columns=[DEDUP_COLUMN],
-        # Duplicates share their eventTime, and files are sorted by it: row groups outside
-        # the batch's time range are skipped on their statistics.
-        filter=(ds.field(SORT_COLUMN) >= low) & (ds.field(SORT_COLUMN) <= high),
-    )
-    known = pl.from_arrow(table.column(DEDUP_COLUMN))
-    assert isinstance(known, pl.Series)
-    return known.drop_nulls()
+def convert_batch(
+    source: Storage,
+    dest: Storage,
+    batch: list[PendingObject],
+    *,
+    row_group_rows: int,
+    known: KnownEventIds | None = None,
+) -> BatchOutcome:
+    """Convert ``batch`` into ``dest``'s events table and mark it converted."""
+    prepared = prepare_batch(source, batch, row_group_rows=row_group_rows)
+    return commit_batch(dest, prepared, row_group_rows=row_group_rows, known=known)
+
+
+class KnownEventIds:
+    """The eventIDs of each partition file, read from storage once per run, then kept current.
+
+    Checking a batch against the files already in its partitions is what keeps a
+    redelivered event out; reading those files again for every batch made a run
+    quadratic in partition size. Kept per file so a batch never counts the file it
+    is about to replace (a rerun's own earlier output).
+    """
+
+    def __init__(self, dest: Storage) -> None:
+        self._dest = dest
+        self._by_folder: dict[str, dict[str, pl.Series]] = {}
+
+    def duplicates(self, folder: str, own_file: str, event_ids: pl.Series) -> pl.Series:
+        """Those of ``event_ids`` already in the partition's other files."""
+        files = self._files(folder)
+        known = [ids for path, ids in files.items() if path != own_file]
+        if not known:
+            return event_ids.clear()
+        everything = pl.concat(known)
+        return everything.filter(everything.is_in(event_ids.drop_nulls().implode())).unique()
+
+    def wrote(self, folder: str, path: str, event_ids: pl.Series) -> None:
+        self._files(folder)[path] = event_ids.drop_nulls()
+
+    def forget(self, folder: str, path: str) -> None:
+        self._files(folder).pop(path, None)
+
+    def _files(self, folder: str) -> dict[str, pl.Series]:
+        if folder not in self._by_folder:
+            self._by_folder[folder] = self._read(folder)
+        return self._by_folder[folder]
+
+    def _read(self, folder: str) -> dict[str, pl.Series]:
+        if not self._dest.exists(folder):
+            return {}
+        found: dict[str, pl.Series] = {}
+        for stored in self._dest.list_files(folder):
+            if stored.path.endswith(".parquet"):
+                table = ds.dataset(stored.path, filesystem=self._dest.fs, format="parquet")
+                ids = pl.from_arrow(table.to_table(columns=[DEDUP_COLUMN]).column(DEDUP_COLUMN))
+                assert isinstance(ids, pl.Series)
+                found[stored.path] = ids.drop_nulls()
+        return found

@@ -114,6 +114,53 @@ def _print_ingest(summary: dict[str, Any]) -> None:
             _out.print(f"  {problem['key']}{where}: {problem['reason']}", highlight=False)
 
 
+@app.command()
+def compact(
+    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
+    before: Annotated[
+        str | None,
+        typer.Option(help="Compact days before this YYYY-MM-DD (default: all but the last two)."),
+    ] = None,
+    target_mb: Annotated[
+        int, typer.Option("--target-mb", help="File size to aim for, 1-512 MB.")
+    ] = 128,
+    as_json: JsonFlag = False,
+    no_prefect: Annotated[
+        bool, typer.Option("--no-prefect", help="Run without Prefect (no API server start).")
+    ] = False,
+) -> None:
+    """Rewrite closed days' small files into large sorted files, each eventID once."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    try:
+        if no_prefect:
+            from datetime import date
+
+            from flows.compact import run_compact
+
+            result = run_compact(
+                dest, before=date.fromisoformat(before) if before else None, target_mb=target_mb
+            ).as_json()
+        else:
+            from flows.compact import compact as compact_flow
+
+            result = compact_flow(dest, before, target_mb)
+    except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
+        _fail(error, as_json)
+    if as_json:
+        _out.file.write(json.dumps(result) + "\n")
+    else:
+        _out.print(
+            f"Compacted {result['partitions_compacted']} of {result['partitions_seen']} "
+            f"partitions (before {result['before']}): {result['files_before']} files -> "
+            f"{result['files_after']}, {result['bytes_after'] / 1e6:.1f} MB, "
+            f"{result['duplicates_dropped']} duplicates dropped, in {result['seconds']:.1f} s.",
+            highlight=False,
+        )
+        for problem in result["problems"][:10]:
+            _out.print(f"  {problem['key']}: {problem['reason']}", highlight=False)
+    raise typer.Exit(EXIT_PROBLEMS if result["problems_count"] else EXIT_OK)
+
+
 class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"

@@ -7,14 +7,25 @@ run it without an orchestrator (``--no-prefect``) and skip the API server's star
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
-from flows.batch import EVENTS_FOLDER, PendingObject, convert_batch
+from flows.batch import (
+    EVENTS_FOLDER,
+    KnownEventIds,
+    PendingObject,
+    PreparedBatch,
+    commit_batch,
+    convert_batch,
+    prepare_batch,
+)
 from flows.report import BatchOutcome, RunSummary
 from flows.settings import Settings
 from flows.state import converted_objects
@@ -33,7 +44,13 @@ Progress = Callable[[int, int], None]
 
 class BatchConverter(Protocol):
     def __call__(
-        self, source: Storage, dest: Storage, batch: list[PendingObject], *, row_group_rows: int
+        self,
+        source: Storage,
+        dest: Storage,
+        batch: list[PendingObject],
+        *,
+        row_group_rows: int,
+        known: KnownEventIds | None = None,
     ) -> BatchOutcome: ...
 
 
@@ -104,13 +121,41 @@ def run_ingest(
     done = 0
     if progress:
         progress(done, len(pending))
-    for batch in batches(pending, settings.batch_bytes, settings.batch_objects):
-        summary.add(converter(source, dest, batch, row_group_rows=settings.row_group_rows))
-        done += len(batch)
-        if progress:
-            progress(done, len(pending))
+    groups = batches(pending, settings.batch_bytes, settings.batch_objects)
+    known = KnownEventIds(dest)
+    rows = settings.row_group_rows
+    if settings.workers > 1:
+        for prepared in _prepared_in_parallel(source, groups, settings.workers, rows):
+            summary.add(commit_batch(dest, prepared, row_group_rows=rows, known=known))
+            done += len(prepared.readable)
+            if progress:
+                progress(done, len(pending))
+    else:
+        for batch in groups:
+            summary.add(converter(source, dest, batch, row_group_rows=rows, known=known))
+            done += len(batch)
+            if progress:
+                progress(done, len(pending))
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _prepared_in_parallel(
+    source: Storage, groups: Iterator[list[PendingObject]], workers: int, row_group_rows: int
+) -> Iterator[PreparedBatch]:
+    """Prepare batches in worker processes, yielding them in order, few in flight (memory)."""
+    # spawn, not fork: the parent may run Prefect's threads, which fork would copy mid-flight.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        in_flight: deque[Future[PreparedBatch]] = deque()
+        for batch in groups:
+            in_flight.append(
+                pool.submit(prepare_batch, source, batch, row_group_rows=row_group_rows)
+            )
+            if len(in_flight) > workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
 
 
 def _inside(path: str, folder: str) -> bool:

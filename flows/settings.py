@@ -26,6 +26,14 @@ class Settings(BaseSettings):
     row_group_rows: int = Field(
         122_880, description="Rows per Parquet row group in written files.", gt=0
     )
+    workers: int = Field(
+        1,
+        description=(
+            "Processes decoding batches in parallel (use the machine's cores). Writing "
+            "stays in one process, batch after batch, so de-duplication sees every write."
+        ),
+        gt=0,
+    )
     read_concurrency: int = Field(
         16, description="Log objects fetched at once from storage (S3 latency hiding).", gt=0
     )

@@ -77,3 +77,13 @@ def test_a_rerun_converts_nothing_and_changes_nothing(corpus, converted):
     assert again.objects_converted == 0
     assert again.objects_skipped["already_converted"] == len(corpus.event_objects)
     assert sorted((Path(dest) / "events").rglob("*.parquet")) == files
+
+
+def test_two_worker_processes_write_the_same_table(corpus, converted, tmp_path):
+    _, dest = converted
+    settings = Settings(batch_bytes=64 * 1024, batch_objects=7, workers=2)  # type: ignore[call-arg]
+    parallel = run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path), settings=settings)
+    assert parallel.events_written == len(corpus.events)
+    ours, theirs = read_table(Path(dest) / "events"), read_table(tmp_path / "events")
+    order = ["region", "year", "month", "day", "eventid"]
+    assert ours.sort(order).equals(theirs.sort(order))
