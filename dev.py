@@ -81,7 +81,11 @@ def test() -> int:
     ):
         if status := run(*command, check=False):
             return status
-    return run(BIN / "python", "-m", "pytest", "-n", "2", "-q", *sys.argv[2:], check=False)
+    # loadgroup: tests sharing an expensive session (the Spark JVM) stay on one worker.
+    return run(
+        BIN / "python", "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q", *sys.argv[2:],
+        check=False,
+    )
 
 
 if __name__ == "__main__":
