@@ -212,7 +212,11 @@ def hand_made_records() -> dict[str, list[Record]]:
                 "awsRegion": region, "recipientAccountId": ACCOUNT, **fields}  # fmt: skip
 
     bucket = {"bucketName": "[your bucket name ]", "key": "k"}
-    s3 = {"eventSource": "s3.amazonaws.com", "eventName": "GetObject", "readOnly": True}
+    s3: dict[str, Any] = {
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "GetObject",
+        "readOnly": True,
+    }
     return {
         "us-east-1/2024/01/05": [
             ev(1, "2024-01-05T10:00:00Z", userIdentity=ANONYMOUS, requestParameters=bucket, **s3),
