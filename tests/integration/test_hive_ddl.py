@@ -6,8 +6,8 @@ then loads the partitions, which Hive finds by listing (Athena projects them).
 The seed's queries and the security questions, translated from Athena SQL by
 sqlglot where the dialects differ (UNNEST), return the raw records' answers.
 
-One Spark session serves every test here (a JVM start costs ≈ 13 s), and the
-tests share an xdist group so they run in one worker (``--dist loadgroup``).
+One Spark session serves every test here (a JVM start costs ≈ 11-13 s), and the
+suite runs with ``--dist loadfile`` so all of them run in one xdist worker.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tests.compat import (
     write_logs,
 )
 
-pytestmark = [pytest.mark.xdist_group("spark"), pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 HAND_MADE_DAY = ("us-east-1", "2024", "01", "05")
 REAL_DAY = ("us-east-1", "2023", "07", "10")
