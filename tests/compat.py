@@ -59,7 +59,7 @@ def _get(record: Record, *path: str) -> Any:
     return value
 
 
-def _day(record: Record) -> tuple[str, str, str, str]:
+def event_partition(record: Record) -> tuple[str, str, str, str]:
     """The partition a record belongs in: its region and its eventTime's UTC day."""
     when = datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")).astimezone(UTC)
     return (record["awsRegion"], f"{when:%Y}", f"{when:%m}", f"{when:%d}")
@@ -116,7 +116,7 @@ def questions(day: tuple[str, str, str, str]) -> list[Question]:
             lambda rs: Counter(
                 (r["eventID"], r.get("eventName"))
                 for r in rs
-                if _day(r) == day and as_text(r.get("readOnly")) == "false"
+                if event_partition(r) == day and as_text(r.get("readOnly")) == "false"
             ),
         ),
         Question(
@@ -178,9 +178,10 @@ def raw_records(root: Path) -> list[Record]:
         if "CloudTrail-Insight" in path.parts or "CloudTrail-Digest" in path.parts:
             continue
         for record in json.loads(gzip.decompress(path.read_bytes()))["Records"]:
-            if record["eventID"] in seen:
+            event_id = record.get("eventID")
+            if event_id is not None and event_id in seen:
                 continue
-            seen.add(record["eventID"])
+            seen.add(event_id)
             records.append(record)
     return records
 

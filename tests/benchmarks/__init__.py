@@ -1,0 +1,1 @@
+"""Rerunnable benchmarks (not timed tests): ``python -m tests.benchmarks --help``."""
