@@ -31,6 +31,7 @@ from schemas.catalog import (
     TABLES,
     CatalogDefinitionError,
     Projection,
+    check_name,
     create_table_ddl,
     glue_table_input,
     projection_for,
@@ -221,6 +222,8 @@ def register_table(
             key=dest_url,
         )
     try:
+        check_name(database, "database")
+        check_name(table)
         schema, wanted, scan, warnings = plan_table(
             dest, kind, regions=regions, this_year=this_year
         )

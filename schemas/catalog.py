@@ -80,12 +80,25 @@ OTHER_PARTITION_REGIONS: tuple[str, ...] = (
 FIRST_CLOUDTRAIL_YEAR = 2013
 """CloudTrail launched in November 2013: no event is older."""
 
+_ATHENA_NAME = re.compile(r"^[a-z0-9_]{1,255}$")
+"""A database or table name Athena takes unquoted and Glue stores as given."""
+
 _ENUM_VALUE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 """A region usable as an enum value and a path segment (no comma, no space, lower case)."""
 
 
 class CatalogDefinitionError(ValueError):
-    """A projection that cannot be written as table properties (a bad region name)."""
+    """A table that cannot be defined as asked (a bad name, a bad region name)."""
+
+
+def check_name(name: str, what: str = "table") -> str:
+    """``name`` if Athena and Glue take it as it is: lower-case letters, digits, underscores."""
+    if not _ATHENA_NAME.match(name):
+        raise CatalogDefinitionError(
+            f"{what} name {name!r}: use lower-case letters, digits and underscores "
+            "(Athena's rule; Glue would lower-case it)"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -203,7 +216,7 @@ def glue_table_input(
 ) -> dict[str, Any]:
     """The Glue ``TableInput`` of the table (``CreateTable`` / ``UpdateTable``)."""
     return {
-        "Name": table,
+        "Name": check_name(table),
         "Description": f"CloudTrail {schema.name} as partitioned Parquet (cloudtrail-parquet).",
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {"EXTERNAL": "TRUE", **table_properties(location, projection)},
@@ -229,7 +242,9 @@ def create_table_ddl(
     database: str | None = None,
 ) -> str:
     """The ``CREATE EXTERNAL TABLE`` statement of the same table, in Hive DDL (Athena's)."""
-    name = f"`{database}`.`{table}`" if database else f"`{table}`"
+    name = f"`{check_name(table)}`"
+    if database:
+        name = f"`{check_name(database, 'database')}`.{name}"
     columns = [
         f"  `{c['Name']}` {c['Type']}"
         + (f" COMMENT {_quote(c['Comment'])}" if "Comment" in c else "")

@@ -152,6 +152,14 @@ def test_projections_only_widen_when_merged():
     assert merged.partition_count == 2 * 5 * 12 * 31
 
 
+@pytest.mark.parametrize("name", ["CloudTrail", "cloudtrail-logs", "a`b", "x" * 256])
+def test_names_athena_would_not_take_as_they_are_are_refused(name):
+    with pytest.raises(CatalogDefinitionError, match="lower-case letters, digits and underscores"):
+        create_table_ddl(EVENTS, table=name, location=LOCATION, projection=PROJECTION)
+    with pytest.raises(CatalogDefinitionError, match="database name"):
+        create_table_ddl(EVENTS, table="t", database=name, location=LOCATION, projection=PROJECTION)
+
+
 @pytest.mark.parametrize("bad", ["US-EAST-1", "us east 1", "a,b", ""])
 def test_a_region_that_cannot_be_an_enum_value_is_refused(bad):
     with pytest.raises(CatalogDefinitionError):
