@@ -107,6 +107,16 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         f"Table: {summary['events_table']}",
         highlight=False,
     )
+    if summary.get("insight_events_written"):
+        _out.print(
+            f"Wrote {summary['insight_events_written']:,} Insights events into "
+            f"{summary['insights_table']}",
+            highlight=False,
+        )
+    for entry in summary.get("catalog", []):
+        _out.print(
+            f"Glue table {entry['database']}.{entry['table']}: {entry['action']}", highlight=False
+        )
     if summary["problems_count"]:
         _out.print(f"[yellow]{summary['problems_count']} problems[/yellow] (first ones):")
         for problem in summary["problems"][:10]:
