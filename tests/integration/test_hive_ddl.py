@@ -61,7 +61,10 @@ def spark(tmp_path_factory) -> Iterator[Any]:
             "spark.hadoop.javax.jdo.option.ConnectionURL",
             f"jdbc:derby:;databaseName={home / 'metastore'};create=true",
         )
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={home}")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dderby.system.home={home} -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        )
         # The statement is sent as printed; Spark, like the Hive CLI, would otherwise expand
         # ${region} in storage.location.template as a client variable (Athena never does).
         .config("spark.sql.variable.substitute", "false")
