@@ -65,7 +65,7 @@ def convert_batch(
         readable.append(item)
 
     for kind, schema in TABLE_OF_KIND.items():
-        of_kind = [log for log, item in zip(inputs, readable, strict=True) if item.log.kind == kind]
+        of_kind = [obj for obj, item in zip(inputs, readable, strict=True) if item.log.kind == kind]
         if not of_kind:
             continue
         converted = convert_objects(of_kind, schema)
