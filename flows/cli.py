@@ -223,6 +223,19 @@ def register(
     table: Annotated[str, typer.Option("--table", help="Glue table name.")],
     kind: KindOption = TableKind.events,
     region: RegionOption = None,
+    athena_workgroup: Annotated[
+        str | None,
+        typer.Option(
+            "--athena-workgroup",
+            help="Make the changes by running DDL in this Athena workgroup, not with Glue's API.",
+        ),
+    ] = None,
+    athena_output: Annotated[
+        str | None,
+        typer.Option(
+            "--athena-output", help="s3:// URL for query results, if the workgroup sets none."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create or update DEST's table in the Glue Data Catalog, with partition projection.
@@ -230,11 +243,17 @@ def register(
     Idempotent: a second run changes nothing. Partitions the projection would
     not cover (data Athena would not see) are listed, and the exit status is 3.
     """
-    from flows.register import register_table
+    from flows.register import AthenaDDL, register_table
 
     try:
+        athena = AthenaDDL(athena_workgroup, output=athena_output) if athena_workgroup else None
         done = register_table(
-            dest, database=database, table=table, kind=kind.value, regions=region or ()
+            dest,
+            database=database,
+            table=table,
+            kind=kind.value,
+            regions=region or (),
+            athena=athena,
         )
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
         _fail(error, as_json)
@@ -244,7 +263,7 @@ def register(
     else:
         created = " (database created)" if done.database_created else ""
         _out.print(
-            f"Glue table {done.database}.{done.table}: {done.action}{created}.\n"
+            f"Glue table {done.database}.{done.table}: {done.action}{created} (via {done.via}).\n"
             f"Location: {done.location}\n"
             f"Projects {len(done.projection.regions)} regions, years "
             f"{done.projection.first_year}-{done.projection.last_year}.",

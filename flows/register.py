@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from schemas.catalog import (
     glue_table_input,
     projection_for,
     projection_of,
+    set_properties_ddl,
     uncovered,
 )
 from schemas.cloudtrail import PARTITION_KEYS, SCHEMA_VERSION, TableSchema
@@ -82,6 +84,8 @@ class Registration:
     projection: Projection
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    via: str = "glue"
+    """``glue`` (its API) or ``athena`` (DDL run in a workgroup)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +94,7 @@ class Registration:
             "kind": self.kind,
             "location": self.location,
             "action": self.action,
+            "via": self.via,
             "database_created": self.database_created,
             "regions": list(self.projection.regions),
             "years": [self.projection.first_year, self.projection.last_year],
@@ -212,8 +217,13 @@ def register_table(
     regions: Iterable[str] = (),
     glue: Any = None,
     this_year: int | None = None,
+    athena: AthenaDDL | None = None,
 ) -> Registration:
-    """Create or update the Glue database and table for the table under ``dest_url``."""
+    """Create or update the Glue database and table for the table under ``dest_url``.
+
+    With ``athena``, the changes are made by running the DDL in an Athena workgroup
+    (``StartQueryExecution``) instead of Glue's write API; Glue is only read.
+    """
     dest = Storage(dest_url)
     if dest.is_local:
         raise RegistrationError(
@@ -231,7 +241,7 @@ def register_table(
         raise RegistrationError(str(error), key=dest_url) from None
     location = location_of(dest, schema)
     glue = glue or _glue_client()
-    database_created = _ensure_database(glue, database)
+    database_created = _ensure_database(glue, database, athena)
     existing = _get_table(glue, database, table)
     projection = wanted
     if existing is not None:
@@ -242,11 +252,30 @@ def register_table(
     table_input = glue_table_input(schema, table=table, location=location, projection=projection)
     action: Action
     if existing is None:
-        glue.create_table(DatabaseName=database, TableInput=table_input)
+        if athena:
+            athena.run(
+                create_table_ddl(
+                    schema, table=table, database=database, location=location, projection=projection
+                ),
+                database,
+            )
+        else:
+            glue.create_table(DatabaseName=database, TableInput=table_input)
         action = "created"
     elif _differs(existing, table_input):
-        table_input["Parameters"] = {**existing.get("Parameters", {}), **table_input["Parameters"]}
-        glue.update_table(DatabaseName=database, TableInput=table_input)
+        if athena:
+            _check_only_properties_differ(existing, table_input, database, table)
+            athena.run(
+                set_properties_ddl(
+                    table=table, database=database, location=location, projection=projection
+                ),
+                database,
+            )
+        else:
+            parameters = {**existing.get("Parameters", {}), **table_input["Parameters"]}
+            glue.update_table(
+                DatabaseName=database, TableInput={**table_input, "Parameters": parameters}
+            )
         action = "updated"
     else:
         action = "unchanged"
@@ -261,6 +290,7 @@ def register_table(
         projection=projection,
         problems=coverage_problems(scan, projection),
         warnings=warnings,
+        via="athena" if athena else "glue",
     )
 
 
@@ -285,6 +315,49 @@ def needs_registration(
     return None
 
 
+class AthenaDDL:
+    """Runs DDL in an Athena workgroup and waits for it: for accounts that allow catalog
+    changes only through Athena (its workgroup's permissions and query history)."""
+
+    def __init__(
+        self,
+        workgroup: str,
+        *,
+        output: str | None = None,
+        client: Any = None,
+        timeout: float = 300.0,
+    ) -> None:
+        self.workgroup, self.output, self.timeout = workgroup, output, timeout
+        self.client = client or boto3.client("athena")
+        self.statements: list[str] = []
+        """The statements run, in order (for the summary)."""
+
+    def run(self, statement: str, database: str | None) -> None:
+        request: dict[str, Any] = {"QueryString": statement, "WorkGroup": self.workgroup}
+        if database:
+            request["QueryExecutionContext"] = {"Database": database}
+        if self.output:
+            request["ResultConfiguration"] = {"OutputLocation": self.output}
+        try:
+            query_id = self.client.start_query_execution(**request)["QueryExecutionId"]
+        except ClientError as error:
+            raise RegistrationError(f"Athena refused the DDL: {error}") from None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            status = self.client.get_query_execution(QueryExecutionId=query_id)["QueryExecution"][
+                "Status"
+            ]
+            if status["State"] == "SUCCEEDED":
+                self.statements.append(statement)
+                return
+            if status["State"] in ("FAILED", "CANCELLED"):
+                reason = status.get("StateChangeReason", status["State"])
+                raise RegistrationError(f"Athena query {query_id} {status['State']}: {reason}")
+            if time.monotonic() > deadline:
+                raise RegistrationError(f"Athena query {query_id} still running after timeout")
+            time.sleep(0.5)
+
+
 def register_after_ingest(
     dest_url: str, settings: Settings, summary: RunSummary, *, glue: Any = None
 ) -> tuple[list[Registration], list[Problem]]:
@@ -307,11 +380,14 @@ def register_after_ingest(
     }
     registrations: list[Registration] = []
     problems: list[Problem] = []
+    athena = None
     for kind, (table, written) in tables.items():
         if kind == "insights" and not written:
             continue  # no Insights table until there are Insights events
         try:
             glue = glue or _glue_client()
+            if settings.athena_workgroup and athena is None:
+                athena = AthenaDDL(settings.athena_workgroup, output=settings.athena_output)
             reason = needs_registration(glue, database, table, written)
             if reason is None:
                 continue
@@ -323,6 +399,7 @@ def register_after_ingest(
                 kind=kind,
                 regions=settings.glue_regions,
                 glue=glue,
+                athena=athena,
             )
         except (PipelineError, BotoCoreError, ClientError) as error:
             problems.append(Problem(f"glue:{database}.{table}", f"registration failed: {error}"))
@@ -336,12 +413,15 @@ def _glue_client() -> Any:
     return boto3.client("glue")
 
 
-def _ensure_database(glue: Any, database: str) -> bool:
+def _ensure_database(glue: Any, database: str, athena: AthenaDDL | None = None) -> bool:
     try:
         glue.get_database(Name=database)
         return False
     except glue.exceptions.EntityNotFoundException:
         pass
+    if athena:
+        athena.run(f"CREATE DATABASE IF NOT EXISTS `{database}`", None)
+        return True
     try:
         description = "CloudTrail tables (cloudtrail-parquet)"
         glue.create_database(DatabaseInput={"Name": database, "Description": description})
@@ -371,6 +451,18 @@ def _check_ours(existing: dict[str, Any], database: str, table: str, location: s
         raise RegistrationError(
             f"Glue table {where} reads {registered}, not {location}; choose another --table "
             "or drop it first"
+        )
+
+
+def _check_only_properties_differ(
+    existing: dict[str, Any], wanted: dict[str, Any], database: str, table: str
+) -> None:
+    """Athena DDL can widen a table's properties in place, not change its columns safely."""
+    without = {k: v for k, v in wanted.items() if k != "Parameters"}
+    if _differs(existing, without):
+        raise RegistrationError(
+            f"the columns or storage of {database}.{table} differ from this version's: update "
+            "it through Glue (register without --athena-workgroup) or drop it and register again"
         )
 
 

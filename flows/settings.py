@@ -46,3 +46,13 @@ class Settings(BaseSettings):
             "logs that have no events yet."
         ),
     )
+    athena_workgroup: str | None = Field(
+        None,
+        description=(
+            "Register by running DDL in this Athena workgroup instead of with Glue's API "
+            "(for accounts that allow catalog changes only through Athena)."
+        ),
+    )
+    athena_output: str | None = Field(
+        None, description="s3:// URL for Athena's query results, if the workgroup sets none."
+    )

@@ -267,6 +267,15 @@ def create_table_ddl(
     )
 
 
+def set_properties_ddl(*, table: str, database: str, location: str, projection: Projection) -> str:
+    """``ALTER TABLE … SET TBLPROPERTIES``: the same properties, for an update made in Athena."""
+    properties = ", ".join(
+        f"{_quote(k)}={_quote(v)}" for k, v in table_properties(location, projection).items()
+    )
+    name = f"`{check_name(database, 'database')}`.`{check_name(table)}`"
+    return f"ALTER TABLE {name} SET TBLPROPERTIES ({properties})"
+
+
 def _quote(text: str) -> str:
     """A Hive string literal: backslash and single quote escaped."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -170,7 +170,7 @@ def test_the_register_command(glue):
     )
     human = runner.invoke(app, args)
     assert human.exit_code == EXIT_OK
-    assert "Glue table security.ct: unchanged." in human.stdout
+    assert "Glue table security.ct: unchanged (via glue)." in human.stdout
     bad = runner.invoke(app, ["register", DEST, "--database", "security", "--table", "ct",
                               "--region", "Nope!", "--json"])  # fmt: skip
     assert bad.exit_code == EXIT_FAILED
@@ -251,3 +251,82 @@ def test_ddl_of_an_empty_destination_projects_the_standard_regions(tmp_path: Pat
     assert result.exit_code == EXIT_OK
     assert f"'projection.region.values'='{','.join(STANDARD_REGIONS)}'" in result.stdout
     assert f"LOCATION '{(tmp_path / 'insights').as_uri()}/'" in result.stdout
+
+
+def athena_statements(s3) -> list[str]:
+    """What the moto server's Athena was asked to run, in order (moto runs no DDL)."""
+    athena = s3.client("athena")
+    ids = athena.list_query_executions(WorkGroup="primary")["QueryExecutionIds"]
+    executions = [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+    executions.sort(key=lambda e: e["Status"]["SubmissionDateTime"])
+    return [e["Query"] for e in executions]
+
+
+def test_register_through_an_athena_workgroup_runs_the_printed_ddl(lake_with_data, glue, s3):
+    result = CliRunner().invoke(
+        app,
+        ["register", DEST, "--database", "security", "--table", "ct", "--json",
+         "--athena-workgroup", "primary", "--athena-output", "s3://lake/athena-results/"],
+    )  # fmt: skip
+    assert result.exit_code == EXIT_OK, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (summary["action"], summary["via"], summary["database_created"]) == (
+        "created",
+        "athena",
+        True,
+    )
+    printed = CliRunner().invoke(app, ["ddl", DEST, "--database", "security", "--table", "ct"])
+    assert athena_statements(s3) == [
+        "CREATE DATABASE IF NOT EXISTS `security`",
+        printed.stdout.rstrip().removesuffix(";"),
+    ]
+
+
+def test_an_athena_update_widens_the_properties_and_never_rewrites_columns(
+    lake_with_data, glue, s3
+):
+    from flows.register import AthenaDDL
+
+    register_table(lake_with_data, database="security", table="ct", this_year=THIS_YEAR)
+    athena = AthenaDDL("primary", client=s3.client("athena"))
+    done = register_table(
+        lake_with_data,
+        database="security",
+        table="ct",
+        regions=["ap-south-2"],
+        this_year=THIS_YEAR,
+        athena=athena,
+    )
+    assert (done.action, done.via) == ("updated", "athena")
+    [statement] = athena_statements(s3)
+    assert statement.startswith("ALTER TABLE `security`.`ct` SET TBLPROPERTIES (")
+    assert "'projection.region.values'='ap-south-2,eu-west-1,us-east-1'" in statement
+    assert athena.statements == [statement]
+
+    outdated = table_of(glue, "ct")
+    glue.update_table(
+        DatabaseName="security",
+        TableInput={
+            "Name": "ct",
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": outdated["Parameters"],
+            "PartitionKeys": outdated["PartitionKeys"],
+            "StorageDescriptor": {**outdated["StorageDescriptor"], "Columns": []},
+        },
+    )
+    with pytest.raises(RegistrationError, match="update it through Glue"):
+        register_table(lake_with_data, database="security", table="ct", athena=athena)
+
+
+def test_ingest_can_register_through_athena(glue, s3, tmp_path):
+    write_logs(tmp_path, hand_made_records())
+    settings = Settings(  # type: ignore[call-arg]
+        glue_database="security", glue_table="trail", athena_workgroup="primary"
+    )
+    summary = run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings)
+    assert [(c["table"], c["action"], c["via"]) for c in summary.catalog] == [
+        ("trail", "created", "athena")
+    ]
+    statements = athena_statements(s3)
+    assert statements[0] == "CREATE DATABASE IF NOT EXISTS `security`"
+    assert statements[1].startswith("CREATE EXTERNAL TABLE `security`.`trail` (")
