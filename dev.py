@@ -81,7 +81,10 @@ def test() -> int:
     ):
         if status := run(*command, check=False):
             return status
-    return run(BIN / "python", "-m", "pytest", "-n", "2", "-q", *sys.argv[2:], check=False)
+    # loadfile: a module's tests share one worker, so an expensive session (the Spark JVM of
+    # test_hive_ddl.py) starts once. (loadgroup's xdist_group does not group under pytest 9.)
+    pytest = ("-m", "pytest", "-n", "2", "--dist", "loadfile", "-q", *sys.argv[2:])
+    return run(BIN / "python", *pytest, check=False)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,7 @@
-"""Convert one batch of log objects into the events table: read, transform, write, record.
+"""Convert one batch of log objects into its tables: read, transform, write, record.
+
+API event objects go to the events table, ``CloudTrail-Insight/`` objects to the
+Insights table; both through the same transforms, each with its own schema.
 
 Order matters for exactly-once: data files first (each moved into place whole),
 the batch's state record last. A rerun of the same batch rewrites the same file
@@ -17,16 +20,21 @@ import pyarrow.dataset as ds
 from flows.report import BatchOutcome
 from flows.state import record_converted
 from flows.storage import Storage, StoredObject
-from schemas.cloudtrail import DEDUP_COLUMN
+from schemas.cloudtrail import DEDUP_COLUMN, EVENTS, TableSchema
+from schemas.insights import INSIGHTS
 from transforms.convert import LogBytes, convert_objects
 from transforms.errors import Problem
 from transforms.events import drop_known_events, split_partitions
-from transforms.keys import LogObject, partition_path
+from transforms.keys import LogObject, ObjectKind, partition_path
 from transforms.parquet import batch_id, part_file_name, to_parquet
 
 log = logging.getLogger(__name__)
 
-EVENTS_FOLDER = "events"
+EVENTS_FOLDER = EVENTS.name
+INSIGHTS_FOLDER = INSIGHTS.name
+TABLE_OF_KIND: dict[ObjectKind, TableSchema] = {"events": EVENTS, "insight": INSIGHTS}
+"""The table each kind of log object is converted into (digests hold no events)."""
+_SCHEMA_OF_TABLE = {schema.name: schema for schema in TABLE_OF_KIND.values()}
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,10 @@ class PreparedBatch:
     name: str
     outcome: BatchOutcome
     readable: list[tuple[str, StoredObject]]
-    partitions: dict[tuple[str, str, str, str], PreparedPartition] = field(default_factory=dict)
+    partitions: dict[tuple[str, str, str, str, str], PreparedPartition] = field(
+        default_factory=dict
+    )
+    """By (table, region, year, month, day)."""
 
 
 def prepare_batch(
@@ -62,7 +73,7 @@ def prepare_batch(
     """Read and convert a batch: the CPU-heavy half, safe to run in parallel processes."""
     outcome = BatchOutcome()
     fetched = source.read_many([item.stored.path for item in batch])
-    inputs: list[LogBytes] = []
+    inputs: dict[ObjectKind, list[LogBytes]] = {kind: [] for kind in TABLE_OF_KIND}
     readable: list[tuple[str, StoredObject]] = []
     for item in batch:
         data = fetched.get(item.stored.path)
@@ -71,21 +82,24 @@ def prepare_batch(
             outcome.problems.append(Problem(item.url, f"could not read object: {data!r}"))
             continue
         outcome.bytes_read += len(data)
-        inputs.append(LogBytes(item.url, data, item.log.region))
+        inputs[item.log.kind].append(LogBytes(item.url, data, item.log.region))
         readable.append((item.url, item.stored))
 
-    converted = convert_objects(inputs)
-    placed = converted.placed
-    outcome.objects_converted = len(readable) - len(converted.unreadable)
-    outcome.events_read = placed.records_read
-    outcome.duplicates_dropped = placed.duplicates_dropped
-    outcome.problems.extend(placed.problems)
     prepared = PreparedBatch(batch_id(item.url for item in batch), outcome, readable)
-    for key, events in split_partitions(placed.events).items():
-        prepared.partitions[key] = PreparedPartition(
-            parquet=to_parquet(events, row_group_rows=row_group_rows),
-            event_ids=events[DEDUP_COLUMN],
-        )
+    for kind, schema in TABLE_OF_KIND.items():
+        if not inputs[kind]:
+            continue
+        converted = convert_objects(inputs[kind], schema)
+        placed = converted.placed
+        outcome.objects_converted += len(inputs[kind]) - len(converted.unreadable)
+        outcome.events_read += placed.records_read
+        outcome.duplicates_dropped += placed.duplicates_dropped
+        outcome.problems.extend(placed.problems)
+        for key, events in split_partitions(placed.events).items():
+            prepared.partitions[(schema.name, *key)] = PreparedPartition(
+                parquet=to_parquet(events, row_group_rows=row_group_rows, schema=schema),
+                event_ids=events[DEDUP_COLUMN],
+            )
     return prepared
 
 
@@ -103,15 +117,18 @@ def commit_batch(
     """
     outcome = prepared.outcome
     known = known or KnownEventIds(dest)
-    for (region, year, month, day), part in prepared.partitions.items():
-        folder = dest.path(EVENTS_FOLDER, partition_path(region, year, month, day))
+    for (table, region, year, month, day), part in prepared.partitions.items():
+        schema = _SCHEMA_OF_TABLE[table]
+        partition = partition_path(region, year, month, day)
+        folder = dest.path(table, partition)
         target = posixpath.join(folder, part_file_name(prepared.name))
         data, written, ids = part.parquet, part.event_ids.len(), part.event_ids
         duplicates = known.duplicates(folder, target, part.event_ids)
         if not duplicates.is_empty():
             events = drop_known_events(pl.read_parquet(part.parquet), duplicates)
             outcome.duplicates_dropped += written - events.height
-            data, written = to_parquet(events, row_group_rows=row_group_rows), events.height
+            data = to_parquet(events, row_group_rows=row_group_rows, schema=schema)
+            written = events.height
             ids = events[DEDUP_COLUMN]
         if written == 0:
             if dest.exists(target):  # An earlier run of this batch wrote what others now hold.
@@ -120,10 +137,14 @@ def commit_batch(
             continue
         dest.write_atomically(target, data)
         known.wrote(folder, target, ids)
-        outcome.events_written += written
         outcome.files_written += 1
         outcome.bytes_written += len(data)
-        outcome.partitions.add(partition_path(region, year, month, day))
+        if schema is INSIGHTS:
+            outcome.insight_events_written += written
+            outcome.insight_partitions.add(partition)
+        else:
+            outcome.events_written += written
+            outcome.partitions.add(partition)
 
     record_converted(dest, prepared.name, prepared.readable, outcome.events_written)
     log.info(

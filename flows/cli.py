@@ -107,6 +107,16 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         f"Table: {summary['events_table']}",
         highlight=False,
     )
+    if summary.get("insight_events_written"):
+        _out.print(
+            f"Wrote {summary['insight_events_written']:,} Insights events into "
+            f"{summary['insights_table']}",
+            highlight=False,
+        )
+    for entry in summary.get("catalog", []):
+        _out.print(
+            f"Glue table {entry['database']}.{entry['table']}: {entry['action']}", highlight=False
+        )
     if summary["problems_count"]:
         _out.print(f"[yellow]{summary['problems_count']} problems[/yellow] (first ones):")
         for problem in summary["problems"][:10]:
@@ -161,6 +171,17 @@ def compact(
     raise typer.Exit(EXIT_PROBLEMS if result["problems_count"] else EXIT_OK)
 
 
+class TableKind(StrEnum):
+    events = "events"
+    insights = "insights"
+
+
+KindOption = Annotated[
+    TableKind,
+    typer.Option("--kind", help="The API events table, or the CloudTrail Insights events table."),
+]
+
+
 class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
@@ -174,14 +195,15 @@ def query(
     output: Annotated[
         OutputFormat, typer.Option("--format", help="Rows as an aligned table, CSV or JSON lines.")
     ] = OutputFormat.table,
+    kind: KindOption = TableKind.events,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run Athena SQL over the table locally (DuckDB); any table name means the events table."""
+    """Run Athena SQL over the table locally (DuckDB); any table name means the --kind table."""
     from flows.query import run_query
     from flows.render import render_csv, render_json_lines, render_table, rows_as_json
 
     try:
-        result = run_query(dest, sql)
+        result = run_query(dest, sql, kind.value)
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
         _fail(error, as_json)
     rendered = {
@@ -201,6 +223,104 @@ def query(
         _out.file.write(json.dumps(summary) + "\n")
     elif output is OutputFormat.table:
         _err.print(f"{result.table.num_rows} rows in {result.seconds:.2f} s", highlight=False)
+
+
+RegionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--region",
+        help="A region to project besides those present (repeatable), e.g. one with no data yet.",
+    ),
+]
+
+
+@app.command()
+def ddl(
+    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
+    database: Annotated[
+        str | None, typer.Option("--database", help="Qualify the table with this database.")
+    ] = None,
+    table: Annotated[str, typer.Option("--table", help="The table's name.")] = "cloudtrail_logs",
+    kind: KindOption = TableKind.events,
+    region: RegionOption = None,
+) -> None:
+    """Print the CREATE EXTERNAL TABLE statement (Hive DDL, as Athena runs it) for DEST's table.
+
+    Partitions are projected: the regions present (or the standard AWS regions
+    for an empty table) plus --region ones, years through next year.
+    """
+    from flows.register import render_ddl
+
+    try:
+        statement, problems, warnings = render_ddl(
+            dest, table=table, database=database, kind=kind.value, regions=region or ()
+        )
+    except Exception as error:  # noqa: BLE001 - reported as the command's failure
+        _fail(error, as_json=False)
+    _out.file.write(statement + ";\n")
+    for line in warnings + [f"{p.key}: {p.reason}" for p in problems]:
+        _err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+    raise typer.Exit(EXIT_PROBLEMS if problems else EXIT_OK)
+
+
+@app.command()
+def register(
+    dest: Annotated[str, typer.Argument(help="s3:// URL of the table (as for ingest).")],
+    database: Annotated[str, typer.Option("--database", help="Glue database (created if needed).")],
+    table: Annotated[str, typer.Option("--table", help="Glue table name.")],
+    kind: KindOption = TableKind.events,
+    region: RegionOption = None,
+    athena_workgroup: Annotated[
+        str | None,
+        typer.Option(
+            "--athena-workgroup",
+            help="Make the changes by running DDL in this Athena workgroup, not with Glue's API.",
+        ),
+    ] = None,
+    athena_output: Annotated[
+        str | None,
+        typer.Option(
+            "--athena-output", help="s3:// URL for query results, if the workgroup sets none."
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create or update DEST's table in the Glue Data Catalog, with partition projection.
+
+    Idempotent: a second run changes nothing. Partitions the projection would
+    not cover (data Athena would not see) are listed, and the exit status is 3.
+    """
+    from flows.register import AthenaDDL, register_table
+
+    try:
+        athena = AthenaDDL(athena_workgroup, output=athena_output) if athena_workgroup else None
+        done = register_table(
+            dest,
+            database=database,
+            table=table,
+            kind=kind.value,
+            regions=region or (),
+            athena=athena,
+        )
+    except Exception as error:  # noqa: BLE001 - reported as the command's failure
+        _fail(error, as_json)
+    summary = done.as_json()
+    if as_json:
+        _out.file.write(json.dumps(summary) + "\n")
+    else:
+        created = " (database created)" if done.database_created else ""
+        _out.print(
+            f"Glue table {done.database}.{done.table}: {done.action}{created} (via {done.via}).\n"
+            f"Location: {done.location}\n"
+            f"Projects {len(done.projection.regions)} regions, years "
+            f"{done.projection.first_year}-{done.projection.last_year}.",
+            highlight=False,
+        )
+        for warning in done.warnings:
+            _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        for problem in done.problems[:20]:
+            _out.print(f"  {problem.key}: {problem.reason}", highlight=False)
+    raise typer.Exit(EXIT_PROBLEMS if done.problems else EXIT_OK)
 
 
 def _fail(error: Exception, as_json: bool) -> NoReturn:

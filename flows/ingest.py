@@ -19,6 +19,8 @@ from prefect.cache_policies import NONE as NO_CACHE
 
 from flows.batch import (
     EVENTS_FOLDER,
+    INSIGHTS_FOLDER,
+    TABLE_OF_KIND,
     KnownEventIds,
     PendingObject,
     PreparedBatch,
@@ -26,6 +28,7 @@ from flows.batch import (
     convert_batch,
     prepare_batch,
 )
+from flows.register import register_after_ingest
 from flows.report import BatchOutcome, RunSummary
 from flows.settings import Settings
 from flows.state import converted_objects
@@ -55,7 +58,7 @@ class BatchConverter(Protocol):
 
 
 def plan(source: Storage, dest: Storage, summary: RunSummary) -> list[PendingObject]:
-    """The event objects under ``source`` not converted yet; everything else is counted."""
+    """The event and Insights objects under ``source`` not converted yet; the rest is counted."""
     done = converted_objects(dest)
     pending: list[PendingObject] = []
     for stored in source.list_files():
@@ -67,7 +70,7 @@ def plan(source: Storage, dest: Storage, summary: RunSummary) -> list[PendingObj
             summary.objects_skipped["unrecognised_key"] += 1
             summary.problems.append(Problem(url, error.reason))
             continue
-        if parsed.kind != "events":
+        if parsed.kind not in TABLE_OF_KIND:
             summary.objects_skipped[parsed.kind] += 1
             continue
         if (url, stored.size) in done:
@@ -111,7 +114,11 @@ def run_ingest(
             f"destination {dest_url} is inside the source {source_url}: the table would be "
             "read back as input; choose a destination outside the source"
         )
-    summary = RunSummary(source=source.url(), events_table=dest.url(dest.path(EVENTS_FOLDER)))
+    summary = RunSummary(
+        source=source.url(),
+        events_table=dest.url(dest.path(EVENTS_FOLDER)),
+        insights_table=dest.url(dest.path(INSIGHTS_FOLDER)),
+    )
     pending = plan(source, dest, summary)
     if log:
         log(
@@ -136,6 +143,9 @@ def run_ingest(
             done += len(batch)
             if progress:
                 progress(done, len(pending))
+    registrations, problems = register_after_ingest(dest_url, settings, summary)
+    summary.catalog = [r.as_json() for r in registrations]
+    summary.problems.extend(problems)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -3,7 +3,8 @@
 The table is read as a pyarrow dataset through fsspec, so a local folder and
 ``s3://`` work alike, and DuckDB pushes filters and projections into the scan.
 Any table name in the query (``cloudtrail_logs``, or the name you registered)
-resolves to the events table; CTE names are left alone.
+resolves to the events table, or to the Insights table when asked for
+(``kind="insights"``); CTE names are left alone.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import pyarrow.dataset as ds
 import sqlglot
 from sqlglot import exp
 
-from flows.batch import EVENTS_FOLDER
 from flows.storage import Storage
-from schemas.cloudtrail import PARTITION_KEYS
+from schemas.catalog import TABLES
+from schemas.cloudtrail import EVENTS, PARTITION_KEYS, TableSchema
 from schemas.derive import arrow_schema
 from transforms.errors import PipelineError
 
@@ -29,7 +30,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # sqlglot underlines the bad token for te
 
 
 class NoTableError(PipelineError):
-    """The destination holds no events table yet."""
+    """The destination holds no such table yet."""
 
 
 class QueryError(PipelineError):
@@ -44,13 +45,16 @@ class QueryResult:
     seconds: float
 
 
-def events_dataset(dest: Storage) -> ds.Dataset:
-    """The events table under ``dest`` as a Hive-partitioned dataset with string keys."""
-    root = dest.path(EVENTS_FOLDER)
+def table_dataset(dest: Storage, schema: TableSchema = EVENTS) -> ds.Dataset:
+    """A table under ``dest`` as a Hive-partitioned dataset with string keys."""
+    root = dest.path(schema.name)
     if not dest.exists(root) or not any(f.path.endswith(".parquet") for f in dest.list_files(root)):
-        raise NoTableError(
-            "no events table here yet: run `ctparquet ingest SOURCE DEST` first", key=dest.url(root)
+        hint = (
+            "run `ctparquet ingest SOURCE DEST` first"
+            if schema is EVENTS
+            else "ingest writes it when the source holds CloudTrail-Insight/ objects"
         )
+        raise NoTableError(f"no {schema.name} table here yet: {hint}", key=dest.url(root))
     partitioning = ds.partitioning(
         pa.schema([(key, pa.string()) for key in PARTITION_KEYS]), flavor="hive"
     )
@@ -59,20 +63,20 @@ def events_dataset(dest: Storage) -> ds.Dataset:
         filesystem=dest.fs,
         format="parquet",
         partitioning=partitioning,
-        schema=_table_schema(),
+        schema=_table_schema(schema),
         exclude_invalid_files=False,
     )
 
 
-def _table_schema() -> pa.Schema:
-    schema = arrow_schema()
+def _table_schema(schema: TableSchema) -> pa.Schema:
+    arrow = arrow_schema(schema.columns)
     for key in PARTITION_KEYS:
-        schema = schema.append(pa.field(key, pa.string()))
-    return schema
+        arrow = arrow.append(pa.field(key, pa.string()))
+    return arrow
 
 
 def to_duckdb_sql(athena_sql: str) -> str:
-    """Athena (Trino) SQL as DuckDB SQL, every table name pointing at the events table."""
+    """Athena (Trino) SQL as DuckDB SQL, every table name pointing at the one table."""
     try:
         statements = sqlglot.parse(athena_sql, read="athena")
     except sqlglot.errors.ParseError as error:
@@ -88,10 +92,17 @@ def to_duckdb_sql(athena_sql: str) -> str:
     return tree.sql(dialect="duckdb")
 
 
-def run_query(dest_url: str, athena_sql: str) -> QueryResult:
-    """Run one Athena SQL statement over the events table under ``dest_url``."""
+def run_query(dest_url: str, athena_sql: str, kind: str = EVENTS.name) -> QueryResult:
+    """Run one Athena SQL statement over the ``kind`` table under ``dest_url``."""
+    if kind not in TABLES:
+        raise QueryError(f"unknown table kind {kind!r}: one of {sorted(TABLES)}")
+    return query_storage(Storage(dest_url), athena_sql, TABLES[kind])
+
+
+def query_storage(dest: Storage, athena_sql: str, schema: TableSchema = EVENTS) -> QueryResult:
+    """``run_query`` over an open storage (a benchmark counts the bytes its filesystem reads)."""
     started = time.perf_counter()
-    dataset = events_dataset(Storage(dest_url))
+    dataset = table_dataset(dest, schema)
     sql = to_duckdb_sql(athena_sql)
     connection = duckdb.connect()
     connection.register(VIEW, dataset)

@@ -16,26 +16,33 @@ MAX_LISTED_PROBLEMS = 1_000
 class RunSummary:
     source: str
     events_table: str
+    insights_table: str = ""
     objects_seen: int = 0
     objects_converted: int = 0
     events_read: int = 0
     events_written: int = 0
+    insight_events_written: int = 0
     duplicates_dropped: int = 0
     objects_skipped: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
+    insight_partitions: set[str] = field(default_factory=set)
     files_written: int = 0
     bytes_read: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
+    catalog: list[dict[str, Any]] = field(default_factory=list)
+    """What the Glue registration after the run did, one entry per table (when configured)."""
 
     def add(self, other: BatchOutcome) -> None:
         self.objects_converted += other.objects_converted
         self.events_read += other.events_read
         self.events_written += other.events_written
+        self.insight_events_written += other.insight_events_written
         self.duplicates_dropped += other.duplicates_dropped
         self.problems.extend(other.problems)
         self.partitions.update(other.partitions)
+        self.insight_partitions.update(other.insight_partitions)
         self.files_written += other.files_written
         self.bytes_read += other.bytes_read
         self.bytes_written += other.bytes_written
@@ -49,6 +56,8 @@ class RunSummary:
             "objects_skipped": dict(sorted(self.objects_skipped.items())),
             "events_read": self.events_read,
             "events_written": self.events_written,
+            "insight_events_written": self.insight_events_written,
+            "insights_table": self.insights_table,
             "duplicates_dropped": self.duplicates_dropped,
             "problems_count": len(self.problems),
             "problems": [p.as_dict() for p in self.problems[:MAX_LISTED_PROBLEMS]],
@@ -58,6 +67,7 @@ class RunSummary:
             "bytes_written": self.bytes_written,
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.events_read / self.seconds) if self.seconds else 0,
+            "catalog": self.catalog,
         }
 
 
@@ -68,9 +78,11 @@ class BatchOutcome:
     objects_converted: int = 0
     events_read: int = 0
     events_written: int = 0
+    insight_events_written: int = 0
     duplicates_dropped: int = 0
     problems: list[Problem] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
+    insight_partitions: set[str] = field(default_factory=set)
     files_written: int = 0
     bytes_read: int = 0
     bytes_written: int = 0

@@ -37,3 +37,31 @@ class Settings(BaseSettings):
     read_concurrency: int = Field(
         16, description="Log objects fetched at once from storage (S3 latency hiding).", gt=0
     )
+    glue_database: str | None = Field(
+        None,
+        description=(
+            "Glue database of the tables. With glue_table set, every ingest run registers "
+            "the tables it wrote when missing, outdated or not projecting a region it wrote."
+        ),
+    )
+    glue_table: str | None = Field(None, description="Glue table name of the events table.")
+    glue_insights_table: str | None = Field(
+        None, description="Glue table name of the Insights table (default: <glue_table>_insights)."
+    )
+    glue_regions: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Regions to project besides those present (JSON list), e.g. the regions a trail "
+            "logs that have no events yet."
+        ),
+    )
+    athena_workgroup: str | None = Field(
+        None,
+        description=(
+            "Register by running DDL in this Athena workgroup instead of with Glue's API "
+            "(for accounts that allow catalog changes only through Athena)."
+        ),
+    )
+    athena_output: str | None = Field(
+        None, description="s3:// URL for Athena's query results, if the workgroup sets none."
+    )

@@ -40,10 +40,12 @@ def test_every_event_lands_exactly_once(corpus, converted):
     table = read_table(Path(dest) / "events")
     assert sorted(table["eventid"]) == sorted(corpus.events)
     assert summary.events_written == len(corpus.events)
-    assert summary.events_read == corpus.total_records
+    # The generator writes one Insights event per CloudTrail-Insight object.
+    assert summary.events_read == corpus.total_records + len(corpus.insight_objects)
+    assert summary.insight_events_written == len(corpus.insight_objects) > 0
     assert summary.duplicates_dropped == corpus.total_records - len(corpus.events)
     assert summary.problems == []
-    assert summary.objects_converted == len(corpus.event_objects)
+    assert summary.objects_converted == len(corpus.event_objects) + len(corpus.insight_objects)
     assert summary.objects_skipped["digest"] == len(corpus.digest_objects)
 
 
@@ -75,7 +77,9 @@ def test_a_rerun_converts_nothing_and_changes_nothing(corpus, converted):
     files = sorted((Path(dest) / "events").rglob("*.parquet"))
     again = run_ingest(str(corpus.root / "AWSLogs"), str(dest))
     assert again.objects_converted == 0
-    assert again.objects_skipped["already_converted"] == len(corpus.event_objects)
+    assert again.objects_skipped["already_converted"] == (
+        len(corpus.event_objects) + len(corpus.insight_objects)
+    )
     assert sorted((Path(dest) / "events").rglob("*.parquet")) == files
 
 
