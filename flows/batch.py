@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -178,9 +179,13 @@ class KnownEventIds:
     is about to replace (a rerun's own earlier output).
     """
 
+    MAX_PARTITIONS = 32
+    """Partitions kept in memory; older ones are read again if touched again (memory stays
+    flat over a long run)."""
+
     def __init__(self, dest: Storage) -> None:
         self._dest = dest
-        self._by_folder: dict[str, dict[str, pl.Series]] = {}
+        self._by_folder: OrderedDict[str, dict[str, pl.Series]] = OrderedDict()
 
     def duplicates(self, folder: str, own_file: str, event_ids: pl.Series) -> pl.Series:
         """Those of ``event_ids`` already in the partition's other files."""
@@ -198,8 +203,12 @@ class KnownEventIds:
         self._files(folder).pop(path, None)
 
     def _files(self, folder: str) -> dict[str, pl.Series]:
-        if folder not in self._by_folder:
+        if folder in self._by_folder:
+            self._by_folder.move_to_end(folder)
+        else:
             self._by_folder[folder] = self._read(folder)
+            if len(self._by_folder) > self.MAX_PARTITIONS:
+                self._by_folder.popitem(last=False)
         return self._by_folder[folder]
 
     def _read(self, folder: str) -> dict[str, pl.Series]:

@@ -91,3 +91,14 @@ def test_two_worker_processes_write_the_same_table(corpus, converted, tmp_path):
     ours, theirs = read_table(Path(dest) / "events"), read_table(tmp_path / "events")
     order = ["region", "year", "month", "day", "eventid"]
     assert ours.sort(order).equals(theirs.sort(order))
+
+
+def test_the_event_id_index_forgets_old_partitions_and_stays_correct(corpus, tmp_path, monkeypatch):
+    from flows.batch import KnownEventIds
+
+    monkeypatch.setattr(KnownEventIds, "MAX_PARTITIONS", 1)
+    settings = Settings(batch_bytes=64 * 1024, batch_objects=7)  # type: ignore[call-arg]
+    summary = run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path), settings=settings)
+    table = read_table(tmp_path / "events")
+    assert sorted(table["eventid"]) == sorted(corpus.events)
+    assert summary.duplicates_dropped == corpus.total_records - len(corpus.events)
