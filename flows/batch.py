@@ -171,12 +171,14 @@ def convert_batch(
 
 
 class KnownEventIds:
-    """The eventIDs of each partition file, read from storage once per run, then kept current.
+    """Which eventIDs each partition file holds, for the whole run, in little memory.
 
-    Checking a batch against the files already in its partitions is what keeps a
+    Checking a batch against the files already in its partitions keeps a
     redelivered event out; reading those files again for every batch made a run
-    quadratic in partition size. Kept per file so a batch never counts the file it
-    is about to replace (a rerun's own earlier output).
+    quadratic in partition size. The index keeps a 64-bit hash per event (8 bytes,
+    not ~50), per file so a batch never counts the file it is about to replace (a
+    rerun's own earlier output). A hash hit is confirmed against the file's real
+    eventIDs, so a collision can never drop an event.
     """
 
     MAX_PARTITIONS = 32
@@ -189,15 +191,19 @@ class KnownEventIds:
 
     def duplicates(self, folder: str, own_file: str, event_ids: pl.Series) -> pl.Series:
         """Those of ``event_ids`` already in the partition's other files."""
-        files = self._files(folder)
-        known = [ids for path, ids in files.items() if path != own_file]
-        if not known:
+        wanted = _hashes(event_ids).implode()
+        suspects = [
+            path
+            for path, hashes in self._files(folder).items()
+            if path != own_file and hashes.is_in(wanted).any()
+        ]
+        if not suspects:
             return event_ids.clear()
-        everything = pl.concat(known)
-        return everything.filter(everything.is_in(event_ids.drop_nulls().implode())).unique()
+        held = pl.concat([self._read_ids(path) for path in suspects])
+        return event_ids.filter(event_ids.is_in(held.implode())).unique()
 
     def wrote(self, folder: str, path: str, event_ids: pl.Series) -> None:
-        self._files(folder)[path] = event_ids.drop_nulls()
+        self._files(folder)[path] = _hashes(event_ids)
 
     def forget(self, folder: str, path: str) -> None:
         self._files(folder).pop(path, None)
@@ -214,11 +220,18 @@ class KnownEventIds:
     def _read(self, folder: str) -> dict[str, pl.Series]:
         if not self._dest.exists(folder):
             return {}
-        found: dict[str, pl.Series] = {}
-        for stored in self._dest.list_files(folder):
-            if stored.path.endswith(".parquet"):
-                table = ds.dataset(stored.path, filesystem=self._dest.fs, format="parquet")
-                ids = pl.from_arrow(table.to_table(columns=[DEDUP_COLUMN]).column(DEDUP_COLUMN))
-                assert isinstance(ids, pl.Series)
-                found[stored.path] = ids.drop_nulls()
-        return found
+        return {
+            stored.path: _hashes(self._read_ids(stored.path))
+            for stored in self._dest.list_files(folder)
+            if stored.path.endswith(".parquet")
+        }
+
+    def _read_ids(self, path: str) -> pl.Series:
+        table = ds.dataset(path, filesystem=self._dest.fs, format="parquet")
+        ids = pl.from_arrow(table.to_table(columns=[DEDUP_COLUMN]).column(DEDUP_COLUMN))
+        assert isinstance(ids, pl.Series)
+        return ids.drop_nulls()
+
+
+def _hashes(event_ids: pl.Series) -> pl.Series:
+    return event_ids.drop_nulls().hash(seed=0)

@@ -102,3 +102,19 @@ def test_the_event_id_index_forgets_old_partitions_and_stays_correct(corpus, tmp
     table = read_table(tmp_path / "events")
     assert sorted(table["eventid"]) == sorted(corpus.events)
     assert summary.duplicates_dropped == corpus.total_records - len(corpus.events)
+
+
+def test_hash_collisions_in_the_index_never_drop_an_event(corpus, tmp_path, monkeypatch):
+    import polars as pl
+
+    import flows.batch
+
+    # Every eventID hashes alike: every file is a suspect, and only the confirmation
+    # against real eventIDs decides what is a duplicate.
+    monkeypatch.setattr(
+        flows.batch, "_hashes", lambda ids: pl.Series([0] * ids.len(), dtype=pl.UInt64)
+    )
+    settings = Settings(batch_bytes=64 * 1024, batch_objects=7)  # type: ignore[call-arg]
+    summary = run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path), settings=settings)
+    assert sorted(read_table(tmp_path / "events")["eventid"]) == sorted(corpus.events)
+    assert summary.duplicates_dropped == corpus.total_records - len(corpus.events)
