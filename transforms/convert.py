@@ -13,12 +13,27 @@ from transforms.records import RecordRows, read_document, read_records
 
 
 @dataclass(frozen=True)
+class RecordSelection:
+    """Some records of an object: the listed positions, and every one from ``rest_from`` on."""
+
+    positions: frozenset[int] = frozenset()
+    rest_from: int | None = None
+
+    def __contains__(self, position: object) -> bool:
+        return position in self.positions or (
+            self.rest_from is not None and isinstance(position, int) and position >= self.rest_from
+        )
+
+
+@dataclass(frozen=True)
 class LogBytes:
     """An object's key, its bytes, and the region folder it was delivered to."""
 
     key: str
     data: bytes
     region: str | None = None
+    only: RecordSelection | None = None
+    """Convert only these records (re-driving what an earlier run could not); None: all."""
 
 
 @dataclass
@@ -26,6 +41,8 @@ class ConvertedBatch:
     placed: PlacedEvents
     unreadable: set[str] = field(default_factory=set)
     """Keys of objects of which not a single record could be read."""
+    records_before_damage: dict[str, int] = field(default_factory=dict)
+    """For each object that could not be read whole: how many records came before the damage."""
 
     @property
     def problems(self) -> list[Problem]:
@@ -38,19 +55,22 @@ def convert_objects(objects: Iterable[LogBytes], schema: TableSchema = EVENTS) -
     regions: list[str | None] = []
     object_problems: list[Problem] = []
     unreadable: set[str] = set()
+    before_damage: dict[str, int] = {}
     for log in objects:
         document, inflate_problem = decompress(log.data)
-        if inflate_problem is None and read_document(document, log.key, records):
+        whole = log.only is None and inflate_problem is None
+        if whole and read_document(document, log.key, records):
             regions.append(log.region)
             continue
         decoded = split_records(document)
         reason = "; ".join(p for p in (inflate_problem, decoded.problem) if p)
         if reason:
             object_problems.append(Problem(log.key, reason))
+            before_damage[log.key] = len(decoded.records)
             if not decoded.records:
                 unreadable.add(log.key)
-        read_records(decoded.records, log.key, records)
+        read_records(decoded.records, log.key, records, only=log.only)
         regions.append(log.region)
     placed = place_events(records, regions)
     placed.problems[:0] = object_problems + records.problems
-    return ConvertedBatch(placed, unreadable)
+    return ConvertedBatch(placed, unreadable, before_damage)

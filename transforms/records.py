@@ -12,7 +12,8 @@ in the ``unmapped`` column.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -22,7 +23,15 @@ import msgspec
 import polars as pl
 import pyarrow as pa
 
-from schemas.cloudtrail import EVENTS, UNMAPPED, ArrayOf, FieldType, Struct, TableSchema
+from schemas.cloudtrail import (
+    DEDUP_COLUMN,
+    EVENTS,
+    UNMAPPED,
+    ArrayOf,
+    FieldType,
+    Struct,
+    TableSchema,
+)
 from schemas.derive import arrow_field, arrow_type
 from transforms.errors import Problem
 
@@ -77,7 +86,7 @@ _decode_object = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_string = msgspec.json.Decoder(str).decode
 _encode = msgspec.json.encode
-_UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+_UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
 @contextmanager
@@ -129,20 +138,32 @@ def read_document(document: bytes, key: str, into: RecordRows) -> bool:
     return True
 
 
-def read_records(spans: Sequence[msgspec.Raw], key: str, into: RecordRows) -> None:
-    """Decode record spans one by one: typed when possible, carefully otherwise."""
+def read_records(
+    spans: Sequence[msgspec.Raw],
+    key: str,
+    into: RecordRows,
+    only: Container[int] | None = None,
+) -> None:
+    """Decode record spans one by one: typed when possible, carefully otherwise.
+
+    ``only``: the positions to read (a re-drive of the records an earlier run could
+    not convert); the others are skipped. Positions always count every span.
+    """
     origin = len(into.keys)
     into.keys.append(key)
     decode_record = _decoders(into.schema).record
     with _collector_paused():
         for position, span in enumerate(spans):
+            if only is not None and position not in only:
+                continue
             try:
                 row, unmapped = decode_record(span), None
             except _UNREADABLE:
                 try:
                     row, unmapped = _decode_carefully(span, into.schema)
                 except _NotARecordError as error:
-                    into.problems.append(Problem(key, str(error), record=position))
+                    event_id = _event_id_in(span, into.schema)
+                    into.problems.append(Problem(key, str(error), position, event_id))
                     continue
             into.rows.append(row)
             into.unmapped.append(unmapped)
@@ -154,19 +175,44 @@ class _NotARecordError(ValueError):
     pass
 
 
+def _event_id_in(span: msgspec.Raw, schema: TableSchema) -> str | None:
+    """The eventID of a record that could not be decoded, if it can still be seen in it."""
+    pattern = _event_id_pattern(schema)
+    match = None if pattern is None else pattern.search(bytes(span))
+    if match is None:
+        return None
+    try:
+        return match[1].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+@cache
+def _event_id_pattern(schema: TableSchema) -> re.Pattern[bytes] | None:
+    keys = [f.key for f in schema.root.fields if f.name == DEDUP_COLUMN and f.key]
+    if not keys:
+        return None
+    return re.compile(b'"' + re.escape(keys[0].encode()) + rb'"\s*:\s*"([^"\\]{1,256})"')
+
+
 def _decode_carefully(span: msgspec.Raw, schema: TableSchema) -> tuple[Any, str | None]:
     """Map what the schema knows; return the rest as a JSON object mirroring the record."""
     try:
         top = _decode_object(span)
+        row, rest = _coerce_struct(top, schema.root, f"{schema.name.title()}Record")
+        return row, None if rest is None else _encode(rest).decode()
     except msgspec.ValidationError:
         raise _NotARecordError("record is not a JSON object") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+    except msgspec.DecodeError as error:
         raise _NotARecordError(f"record is not valid JSON ({error})") from None
-    try:
-        row, rest = _coerce_struct(top, schema.root, f"{schema.name.title()}Record")
-    except (msgspec.DecodeError, UnicodeDecodeError) as error:
-        raise _NotARecordError(f"record is not valid JSON ({error})") from None
-    return row, None if rest is None else _encode(rest).decode()
+    except UnicodeDecodeError:
+        raise _NotARecordError(_NOT_UTF8) from None
+    except RecursionError:
+        raise _NotARecordError(_TOO_DEEP) from None
+
+
+_NOT_UTF8 = "record is not valid UTF-8"
+_TOO_DEEP = "record nests values too deeply to decode"
 
 
 def _coerce_struct(
@@ -244,7 +290,19 @@ def _as_text(value: Any) -> str | None:
 
 
 def rows_to_frame(records: RecordRows) -> pl.DataFrame:
-    """The schema's record columns, plus ``unmapped``, from decoded rows."""
+    """The schema's record columns, plus ``unmapped``, from decoded rows.
+
+    Payloads arrive as raw bytes and become text here; a record whose payload bytes
+    are not UTF-8 is reported and dropped from ``records`` (its neighbours stay).
+    """
+    try:
+        return _frame(records)
+    except UnicodeDecodeError:
+        _drop_rows_not_utf8(records)
+        return _frame(records)
+
+
+def _frame(records: RecordRows) -> pl.DataFrame:
     columns = {
         f.name: _column(f.type, [getattr(r, f.name) for r in records.rows])
         for f in records.schema.record_fields
@@ -282,3 +340,37 @@ def _column(field_type: FieldType, values: list[Any]) -> pa.Array:
     return pa.array(
         [v if v is None or v.__class__ is str else _as_text(v) for v in values], pa.string()
     )
+
+
+def _drop_rows_not_utf8(records: RecordRows) -> None:
+    """Report and remove the rows holding raw bytes that are not UTF-8 (the rare path)."""
+    keep = [_is_utf8(row) for row in records.rows]
+    for index, good in enumerate(keep):
+        if not good:
+            key = records.keys[records.origins[index]]
+            event_id = getattr(records.rows[index], DEDUP_COLUMN, None)
+            records.problems.append(
+                Problem(
+                    key,
+                    _NOT_UTF8,
+                    record=records.positions[index],
+                    event_id=event_id if isinstance(event_id, str) else None,
+                )
+            )
+    for name in ("rows", "unmapped", "origins", "positions"):
+        column = getattr(records, name)
+        column[:] = [value for value, good in zip(column, keep, strict=True) if good]
+
+
+def _is_utf8(value: Any) -> bool:
+    if isinstance(value, msgspec.Raw):
+        try:
+            bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return True
+    if isinstance(value, msgspec.Struct):
+        return all(_is_utf8(getattr(value, name)) for name in value.__struct_fields__)
+    if isinstance(value, list):
+        return all(_is_utf8(item) for item in value)
+    return True
