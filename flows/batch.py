@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow.dataset as ds
 
+from flows.quarantine import quarantine_batch
 from flows.report import BatchOutcome
 from flows.state import record_converted
 from flows.storage import Storage, StoredObject
@@ -80,6 +81,9 @@ def convert_batch(
         outcome.bytes_written += len(data)
         outcome.partitions.add(partition_path(region, year, month, day))
 
+    # Quarantine (issue 7): what this batch could not convert is named beside the table
+    # after its data and before its state, so a batch marked done has its failures on record.
+    outcome.objects_quarantined = quarantine_batch(dest, name, inputs, converted)
     record_converted(
         dest, name, ((item.url, item.stored) for item in readable), outcome.events_written
     )

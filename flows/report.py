@@ -21,6 +21,7 @@ class RunSummary:
     events_read: int = 0
     events_written: int = 0
     duplicates_dropped: int = 0
+    objects_quarantined: int = 0
     objects_skipped: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
@@ -34,6 +35,7 @@ class RunSummary:
         self.events_read += other.events_read
         self.events_written += other.events_written
         self.duplicates_dropped += other.duplicates_dropped
+        self.objects_quarantined += other.objects_quarantined
         self.problems.extend(other.problems)
         self.partitions.update(other.partitions)
         self.files_written += other.files_written
@@ -51,6 +53,7 @@ class RunSummary:
             "events_written": self.events_written,
             "duplicates_dropped": self.duplicates_dropped,
             "problems_count": len(self.problems),
+            "objects_quarantined": self.objects_quarantined,
             "problems": [p.as_dict() for p in self.problems[:MAX_LISTED_PROBLEMS]],
             "partitions_written": len(self.partitions),
             "files_written": self.files_written,
@@ -69,6 +72,7 @@ class BatchOutcome:
     events_read: int = 0
     events_written: int = 0
     duplicates_dropped: int = 0
+    objects_quarantined: int = 0
     problems: list[Problem] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
     files_written: int = 0

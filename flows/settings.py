@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,4 +29,29 @@ class Settings(BaseSettings):
     )
     read_concurrency: int = Field(
         16, description="Log objects fetched at once from storage (S3 latency hiding).", gt=0
+    )
+
+    # --- Faults and encryption (issue 7) ---------------------------------------------------
+    s3_retry_mode: Literal["standard", "adaptive"] = Field(
+        "adaptive",
+        description=(
+            "botocore retry mode for S3: 'adaptive' also slows the client down when S3 "
+            "throttles (SlowDown), 'standard' only backs off."
+        ),
+    )
+    s3_max_attempts: int = Field(
+        10,
+        description="Attempts per S3 request (first try included) on throttling and 5xx.",
+        gt=0,
+    )
+    sse_kms_key_id: str | None = Field(
+        None,
+        description=(
+            "KMS key (id, ARN or alias ARN) for SSE-KMS on every object written under an "
+            "s3:// destination. Unset: the bucket's default encryption applies."
+        ),
+    )
+    sse_kms_bucket_key: bool = Field(
+        True,
+        description="Use an S3 Bucket Key with SSE-KMS (far fewer KMS requests, lower cost).",
     )

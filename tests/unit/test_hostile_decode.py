@@ -67,7 +67,7 @@ def test_a_cut_inside_a_string_keeps_the_records_before_it():
     cut = data.index(b"]}{[") + 2  # the cut leaves brackets that would balance a naive count
     events, problems = converted(data[:cut])
     assert events == ["a"]
-    assert [p["record"] if "record" in p else None for p in problems] == [None]
+    assert [p.get("record") for p in problems] == [None]
     assert "kept the 1 complete records" in problems[0]["reason"]
 
 
