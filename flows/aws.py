@@ -1,9 +1,10 @@
 """How the pipeline's S3 filesystems behave: retries and server-side encryption, set once.
 
-Every ``s3://`` storage gets botocore's retry mode (adaptive by default: it backs
-off *and* slows the client when S3 answers SlowDown) with enough attempts to ride
-out throttling and 5xx. A destination also gets SSE-KMS on every object written
-when a key is configured. Local folders take no options.
+Every ``s3://`` storage gets botocore's retry mode (standard by default, as AWS
+recommends: jittered exponential backoff on throttling, 5xx and dropped
+connections) with enough attempts to ride out a burst of SlowDown. A destination
+also gets SSE-KMS on every object written when a key is configured. Local folders
+take no options.
 """
 
 from __future__ import annotations

@@ -33,10 +33,11 @@ class Settings(BaseSettings):
 
     # --- Faults and encryption (issue 7) ---------------------------------------------------
     s3_retry_mode: Literal["standard", "adaptive"] = Field(
-        "adaptive",
+        "standard",
         description=(
-            "botocore retry mode for S3: 'adaptive' also slows the client down when S3 "
-            "throttles (SlowDown), 'standard' only backs off."
+            "botocore retry mode for S3: 'standard' (AWS's recommendation) retries throttling, "
+            "5xx and connection errors with jittered exponential backoff; 'adaptive' also "
+            "rate-limits the client after throttling (AWS calls it experimental)."
         ),
     )
     s3_max_attempts: int = Field(

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -302,3 +303,23 @@ def build_hostile_corpus(root: Path) -> HostileCorpus:
     stray.write_text(f"not a log {CANARY}")
     corpus.unrecognised.append(stray.relative_to(root).as_posix())
     return corpus
+
+
+def upload_corpus(client: Any, bucket: str, corpus: HostileCorpus) -> None:
+    """Put every file of the corpus into ``bucket`` under the same keys."""
+    for path in sorted(corpus.root.rglob("*")):
+        if path.is_file():
+            client.put_object(
+                Bucket=bucket, Key=path.relative_to(corpus.root).as_posix(), Body=path.read_bytes()
+            )
+
+
+def problem_places(problems: list[dict[str, Any]]) -> Counter[tuple[str, int | None]]:
+    """(object file name, record position) of each reported problem, wherever it was stored."""
+    return Counter((p["key"].rsplit("/", 1)[-1], p.get("record")) for p in problems)
+
+
+def expected_places(corpus: HostileCorpus) -> Counter[tuple[str, int | None]]:
+    places = Counter((corpus.objects[e.name].name, e.record) for e in corpus.problems)
+    places.update((key.rsplit("/", 1)[-1], None) for key in corpus.unrecognised)
+    return places
