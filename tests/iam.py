@@ -125,8 +125,11 @@ def _object(bucket: str, key: str) -> str:
     return f"arn:aws:s3:::{bucket}/{key}"
 
 
-def calls_of(request: Request, region: str) -> list[Call]:
-    """The IAM authorisations an S3 request (path-style, as recorded) needs."""
+def calls_of(request: Request, region: str, account: str = "123456789012") -> list[Call]:
+    """The IAM authorisations a request needs: S3 (path-style), or Glue/Athena (JSON)."""
+    target = request.headers.get("x-amz-target")
+    if target:
+        return _json_protocol_calls(target, request.body, region, account)
     where = f"{request.method} /{request.bucket}/{request.key}?{'&'.join(request.query)}"
     base = {"aws:SecureTransport": "true"}
     operation = operation_of(request.method, request.query, request.headers)
@@ -175,6 +178,31 @@ def calls_of(request: Request, region: str) -> list[Call]:
     if request.method == "GET" and read_key:
         calls.append(Call("kms:Decrypt", read_key, via_s3, where))
     return calls
+
+
+def _json_protocol_calls(target: str, body: bytes, region: str, account: str) -> list[Call]:
+    """Glue and Athena speak JSON with the operation in ``X-Amz-Target``."""
+    service, operation = target.split(".", 1)
+    arguments = json.loads(body or b"{}")
+    if service == "AWSGlue":
+        catalog = f"arn:aws:glue:{region}:{account}:catalog"
+        database = (
+            arguments.get("DatabaseName")
+            or arguments.get("Name")
+            or arguments.get("DatabaseInput", {}).get("Name", "")
+        )
+        resources = [catalog, f"arn:aws:glue:{region}:{account}:database/{database}"]
+        table = arguments.get("TableInput", {}).get("Name") or (
+            arguments.get("Name") if "DatabaseName" in arguments else None
+        )
+        if table:
+            resources.append(f"arn:aws:glue:{region}:{account}:table/{database}/{table}")
+        return [Call(f"glue:{operation}", r, {}, target) for r in resources]
+    if service == "AmazonAthena":
+        workgroup = arguments.get("WorkGroup", "*")
+        arn = f"arn:aws:athena:{region}:{account}:workgroup/{workgroup}"
+        return [Call(f"athena:{operation}", arn, {}, target)]
+    return [Call(f"unmapped:{target}", "*", {}, target)]
 
 
 def _deleted_keys(body: bytes) -> list[str]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from schemas.cloudtrail import EVENTS, TableSchema
-from transforms.decode import decompress, split_records
+from transforms.decode import MAX_INFLATED_BYTES, decompress, split_records
 from transforms.errors import Problem
 from transforms.events import PlacedEvents, place_events
 from transforms.records import RecordRows, read_document, read_records
@@ -49,21 +49,31 @@ class ConvertedBatch:
         return self.placed.problems
 
 
-def convert_objects(objects: Iterable[LogBytes], schema: TableSchema = EVENTS) -> ConvertedBatch:
-    """Decode, shape and place the records of a batch of objects; bad input never raises."""
+def convert_objects(
+    objects: Iterable[LogBytes],
+    schema: TableSchema = EVENTS,
+    *,
+    max_object_bytes: int = MAX_INFLATED_BYTES,
+) -> ConvertedBatch:
+    """Decode, shape and place the records of a batch of objects; bad input never raises.
+
+    ``max_object_bytes``: most bytes one object may inflate to (a decompression bomb
+    is reported, not inflated).
+    """
     records = RecordRows(schema)
     regions: list[str | None] = []
     object_problems: list[Problem] = []
     unreadable: set[str] = set()
     before_damage: dict[str, int] = {}
     for log in objects:
-        document, inflate_problem = decompress(log.data)
+        document, inflate_problem = decompress(log.data, max_object_bytes)
         whole = log.only is None and inflate_problem is None
         if whole and read_document(document, log.key, records):
             regions.append(log.region)
             continue
         decoded = split_records(document)
-        reason = "; ".join(p for p in (inflate_problem, decoded.problem) if p)
+        problems = (inflate_problem, None if inflate_problem and not document else decoded.problem)
+        reason = "; ".join(p for p in problems if p)
         if reason:
             object_problems.append(Problem(log.key, reason))
             before_damage[log.key] = len(decoded.records)

@@ -11,13 +11,17 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass
+from typing import cast
 
 import msgspec
 
 try:  # ISA-L inflates ~1.8x faster than zlib; same format, optional.
-    from isal import igzip as _gzip
+    from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - isal is a declared dependency
-    import gzip as _gzip  # type: ignore[no-redef]
+    import zlib as _zlib  # type: ignore[no-redef]
+
+# isal's stub declares its error an instance; it is a class (igzip_lib.IsalError).
+_INFLATE_ERRORS = (cast("type[Exception]", _zlib.error), zlib.error, OSError, ValueError)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -40,24 +44,56 @@ def is_gzip(data: bytes) -> bool:
     return data[:2] == _GZIP_MAGIC
 
 
-def decompress(data: bytes) -> tuple[bytes, str | None]:
-    """Inflate gzip (all members); plain bytes pass through. Returns (bytes, problem)."""
+MAX_INFLATED_BYTES = 1 << 30
+"""Most bytes one object may inflate to (1 GiB): far above any CloudTrail object, far below
+what a decompression bomb would take, so one hostile object cannot exhaust a worker."""
+_CHUNK = 64 << 20
+
+
+def decompress(data: bytes, max_bytes: int = MAX_INFLATED_BYTES) -> tuple[bytes, str | None]:
+    """Inflate gzip (every member); plain bytes pass through. Returns (bytes, problem).
+
+    A damaged or truncated stream yields what inflated before the damage, with a
+    problem; one that would inflate beyond ``max_bytes`` yields nothing.
+    """
     if not is_gzip(data):
         return data, None
+    parts: list[bytes] = []
+    inflated = 0
+    rest = data
     try:
-        inflated: bytes = _gzip.decompress(data)  # type: ignore[no-untyped-call,unused-ignore]
-        return inflated, None
-    except (OSError, EOFError, zlib.error, ValueError) as error:
-        return _inflate_prefix(data), f"gzip stream is damaged ({error}); read what came before"
+        while True:
+            inflater = _zlib.decompressobj(wbits=31)
+            pending = rest
+            while not inflater.eof:
+                chunk = inflater.decompress(pending, _CHUNK)
+                pending = inflater.unconsumed_tail
+                inflated += len(chunk)
+                if inflated > max_bytes:
+                    return b"", (
+                        f"inflates to more than {max_bytes:,} bytes (a decompression bomb?); "
+                        "not read"
+                    )
+                parts.append(chunk)
+                if not chunk and not pending:
+                    break
+            if not inflater.eof:
+                return _joined(parts), _ENDS_EARLY
+            rest = inflater.unused_data
+            if not rest.strip(b"\0"):  # the end, or the zero padding some tools add
+                return _joined(parts), None
+            if not is_gzip(rest):
+                return _joined(parts), _BYTES_AFTER
+    except _INFLATE_ERRORS as error:
+        return _joined(parts), f"gzip stream is damaged ({error}); read what came before"
 
 
-def _inflate_prefix(data: bytes) -> bytes:
-    """Whatever a damaged gzip stream yields before the damage."""
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        return inflater.decompress(data)
-    except zlib.error:
-        return b""
+_ENDS_EARLY = "gzip stream is damaged (it ends early); read what came before"
+_BYTES_AFTER = "gzip stream is damaged (bytes after its end); read what came before"
+
+
+def _joined(parts: list[bytes]) -> bytes:
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def split_records(document: bytes) -> DecodedObject:

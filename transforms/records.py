@@ -101,6 +101,15 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _is_utf8(data: bytes | msgspec.Raw) -> bool:
+    """msgspec checks the strings it decodes, not the bytes inside a raw span: we do."""
+    try:
+        str(data, "utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 # --- Reading records -------------------------------------------------------------------
 
 
@@ -124,6 +133,8 @@ class RecordRows:
 
 def read_document(document: bytes, key: str, into: RecordRows) -> bool:
     """Decode a well-formed document in one typed pass; False if it needs the careful path."""
+    if not _is_utf8(document):
+        return False
     try:
         with _collector_paused():
             records = _decoders(into.schema).document(document).Records
@@ -157,14 +168,16 @@ def read_records(
             if only is not None and position not in only:
                 continue
             try:
-                row, unmapped = decode_record(span), None
-            except _UNREADABLE:
+                if not _is_utf8(span):
+                    raise _NotARecordError(_NOT_UTF8)
                 try:
+                    row, unmapped = decode_record(span), None
+                except _UNREADABLE:
                     row, unmapped = _decode_carefully(span, into.schema)
-                except _NotARecordError as error:
-                    event_id = _event_id_in(span, into.schema)
-                    into.problems.append(Problem(key, str(error), position, event_id))
-                    continue
+            except _NotARecordError as error:
+                event_id = _event_id_in(span, into.schema)
+                into.problems.append(Problem(key, str(error), position, event_id))
+                continue
             into.rows.append(row)
             into.unmapped.append(unmapped)
             into.origins.append(origin)
@@ -290,19 +303,7 @@ def _as_text(value: Any) -> str | None:
 
 
 def rows_to_frame(records: RecordRows) -> pl.DataFrame:
-    """The schema's record columns, plus ``unmapped``, from decoded rows.
-
-    Payloads arrive as raw bytes and become text here; a record whose payload bytes
-    are not UTF-8 is reported and dropped from ``records`` (its neighbours stay).
-    """
-    try:
-        return _frame(records)
-    except UnicodeDecodeError:
-        _drop_rows_not_utf8(records)
-        return _frame(records)
-
-
-def _frame(records: RecordRows) -> pl.DataFrame:
+    """The schema's record columns, plus ``unmapped``, from decoded rows."""
     columns = {
         f.name: _column(f.type, [getattr(r, f.name) for r in records.rows])
         for f in records.schema.record_fields
@@ -340,37 +341,3 @@ def _column(field_type: FieldType, values: list[Any]) -> pa.Array:
     return pa.array(
         [v if v is None or v.__class__ is str else _as_text(v) for v in values], pa.string()
     )
-
-
-def _drop_rows_not_utf8(records: RecordRows) -> None:
-    """Report and remove the rows holding raw bytes that are not UTF-8 (the rare path)."""
-    keep = [_is_utf8(row) for row in records.rows]
-    for index, good in enumerate(keep):
-        if not good:
-            key = records.keys[records.origins[index]]
-            event_id = getattr(records.rows[index], DEDUP_COLUMN, None)
-            records.problems.append(
-                Problem(
-                    key,
-                    _NOT_UTF8,
-                    record=records.positions[index],
-                    event_id=event_id if isinstance(event_id, str) else None,
-                )
-            )
-    for name in ("rows", "unmapped", "origins", "positions"):
-        column = getattr(records, name)
-        column[:] = [value for value, good in zip(column, keep, strict=True) if good]
-
-
-def _is_utf8(value: Any) -> bool:
-    if isinstance(value, msgspec.Raw):
-        try:
-            bytes(value).decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-        return True
-    if isinstance(value, msgspec.Struct):
-        return all(_is_utf8(getattr(value, name)) for name in value.__struct_fields__)
-    if isinstance(value, list):
-        return all(_is_utf8(item) for item in value)
-    return True

@@ -7,7 +7,7 @@ import gzip
 import pytest
 
 from transforms.convert import LogBytes, RecordSelection, convert_objects
-from transforms.decode import split_records
+from transforms.decode import decompress, split_records
 
 
 def record(event_id: str, **extra: str) -> bytes:
@@ -97,3 +97,27 @@ def test_a_selection_converts_only_its_records_with_their_own_positions():
     assert batch.placed.events["eventid"].to_list() == ["d"]
     assert [(p.record, p.event_id) for p in batch.problems] == [(1, "b")]
     assert 5 in only and 2 not in only and "x" not in only
+
+
+def test_a_decompression_bomb_is_reported_without_inflating_it_whole():
+    member = gzip.compress(b" " * (4 << 20))  # 4 MiB of blanks: a few KB of gzip
+    bomb = gzip.compress(b'{"Records":[') + member * 16  # 64 MiB and more to come
+    assert len(bomb) < 200_000
+    batch = convert_objects([LogBytes("bomb", bomb, "us-east-1")], max_object_bytes=16 << 20)
+    assert [p.as_dict() for p in batch.problems] == [
+        {"key": "bomb", "reason": "inflates to more than 16,777,216 bytes "
+         "(a decompression bomb?); not read"}
+    ]  # fmt: skip
+    assert batch.unreadable == {"bomb"}
+
+
+def test_every_gzip_member_is_read_and_trailing_damage_keeps_them():
+    first, second = document(record("a")), document(record("b"))
+    members = gzip.compress(first) + gzip.compress(second)
+    assert decompress(members) == (first + second, None)
+    assert decompress(members + b"\0" * 512) == (first + second, None)  # zero padding
+    inflated, problem = decompress(members + b"trailing junk")
+    assert inflated == first + second
+    assert problem == "gzip stream is damaged (bytes after its end); read what came before"
+    inflated, problem = decompress(members[:-9])
+    assert inflated.startswith(first) and problem is not None

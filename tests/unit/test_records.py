@@ -154,7 +154,7 @@ def test_empty_objects_stay_distinct_from_missing_ones():
         (b"[1,2]", "record is not a JSON object"),
         (b'"text"', "record is not a JSON object"),
         (b"null", "record is not a JSON object"),
-        (b'{"eventID":"\xff"}', "record is not valid UTF-8"),
+        (b'{"eventID":"\xff"}', "not valid UTF-8"),
     ],
 )
 def test_records_that_cannot_be_read_are_reported_and_the_rest_kept(record, reason):
