@@ -42,7 +42,11 @@ def quarantine_batch(
     dest: Storage, batch: str, inputs: Sequence[LogBytes], converted: ConvertedBatch
 ) -> int:
     """Write the batch's quarantine file (or clear a stale one); the number of objects in it."""
-    entries = quarantine_entries(converted, inputs, batch, now_utc())
+    return write_quarantine(dest, batch, quarantine_entries(converted, inputs, batch, now_utc()))
+
+
+def write_quarantine(dest: Storage, batch: str, entries: Sequence[QuarantineEntry]) -> int:
+    """Write a batch's quarantine entries (built where it was converted); call before its state."""
     path = quarantine_file(dest, batch)
     if entries:
         dest.write_atomically(path, encode_entries(entries))

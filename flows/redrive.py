@@ -27,12 +27,13 @@ from typing import Any
 
 import fsspec
 import polars as pl
+import pyarrow.dataset as ds
 from fsspec.core import url_to_fs
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
 from flows.aws import storage_options
-from flows.batch import EVENTS_FOLDER, _known_event_ids
+from flows.batch import EVENTS_FOLDER
 from flows.quarantine import (
     QUARANTINE_FOLDER,
     now_utc,
@@ -43,6 +44,7 @@ from flows.quarantine import (
 from flows.report import MAX_LISTED_PROBLEMS
 from flows.settings import Settings
 from flows.storage import Storage
+from schemas.cloudtrail import DEDUP_COLUMN, SORT_COLUMN
 from transforms.convert import LogBytes, RecordSelection, convert_objects
 from transforms.errors import PipelineError, Problem, UnrecognisedKeyError
 from transforms.events import drop_known_events, split_partitions
@@ -249,11 +251,11 @@ def _region_of(url: str) -> str | None:
 def _write_events(
     dest: Storage, events: pl.DataFrame, name: str, row_group_rows: int, outcome: RedriveOutcome
 ) -> None:
-    """Write re-driven events into their partitions, as a batch does (same de-duplication)."""
+    """Write re-driven events into their partitions, dropping eventIDs already there."""
     for (region, year, month, day), part in split_partitions(events).items():
         folder = dest.path(EVENTS_FOLDER, partition_path(region, year, month, day))
         target = posixpath.join(folder, part_file_name(name))
-        new_events = drop_known_events(part, _known_event_ids(dest, folder, target, part))
+        new_events = drop_known_events(part, _event_ids_beside(dest, folder, target, part))
         outcome.duplicates_dropped += part.height - new_events.height
         if new_events.is_empty():
             if dest.exists(target):
@@ -263,6 +265,29 @@ def _write_events(
         outcome.events_written += new_events.height
         outcome.files_written += 1
         outcome.partitions.add(partition_path(region, year, month, day))
+
+
+def _event_ids_beside(dest: Storage, folder: str, own: str, events: pl.DataFrame) -> pl.Series:
+    """eventIDs in the partition's other files within the events' time range.
+
+    A re-drive is small and rare: it reads them directly rather than through the
+    ingest's index, so it depends on nothing but the table's files.
+    """
+    empty = pl.Series(DEDUP_COLUMN, [], pl.String)
+    if not dest.exists(folder):
+        return empty
+    others = [f.path for f in dest.list_files(folder) if f.path.endswith(".parquet")]
+    others = [path for path in others if path != own]
+    if not others:
+        return empty
+    low, high = events[SORT_COLUMN].min(), events[SORT_COLUMN].max()
+    table = ds.dataset(others, filesystem=dest.fs, format="parquet").to_table(
+        columns=[DEDUP_COLUMN],
+        filter=(ds.field(SORT_COLUMN) >= low) & (ds.field(SORT_COLUMN) <= high),
+    )
+    known = pl.from_arrow(table.column(DEDUP_COLUMN))
+    assert isinstance(known, pl.Series)
+    return known.drop_nulls()
 
 
 # --- The Prefect flow ------------------------------------------------------------------

@@ -161,7 +161,8 @@ def test_redrive_converts_what_a_fix_made_convertible_once_and_is_idempotent(
         transforms.events, "_TIME_FORMATS", (*transforms.events._TIME_FORMATS, "%Y-%m-%d %H:%M:%S")
     )
     same_size = corpus.objects["records-not-list"]
-    replacement = gzip.compress(encoded([event("fixed1"), event("fixed2")]))
+    # It also holds g2, already in the table: converted whole, that one is dropped.
+    replacement = gzip.compress(encoded([event("fixed1"), event("fixed2"), event("g2")]))
     size = same_size.stat().st_size
     assert len(replacement) <= size
     same_size.write_bytes(replacement + b"\0" * (size - len(replacement)))  # gzip ignores padding
@@ -170,6 +171,7 @@ def test_redrive_converts_what_a_fix_made_convertible_once_and_is_idempotent(
     status, fixed = cli("redrive", str(dest))
     assert status == EXIT_PROBLEMS
     assert fixed["events_written"] == 3  # bt3, fixed1, fixed2
+    assert fixed["duplicates_dropped"] == 1  # g2
     assert fixed["objects_cleared"] == 1  # records-not-list
     assert fixed["objects_replaced"] == 1  # zero-byte: ingest converts its new version
     after = quarantine(dest)

@@ -9,6 +9,7 @@ event is in the table exactly once and every broken object is quarantined.
 
 from __future__ import annotations
 
+import gzip
 import os
 import signal
 import subprocess
@@ -21,13 +22,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.ingest import run_ingest
+from flows.redrive import run_redrive
 from tests.helpers import read_table
-from tests.hostile import build_hostile_corpus
+from tests.hostile import build_hostile_corpus, encoded, event
 
 ROOT = Path(__file__).parents[2]
 
 
-def run_until_frozen(source: Path, dest: Path, kill_at: str, marker: Path) -> str:
+def run_until_frozen(arguments: list[str], kill_at: str, marker: Path) -> str:
     """Start the CLI, wait until it freezes at ``kill_at``, SIGKILL it; the path it froze on."""
     env = {
         **os.environ,
@@ -36,7 +38,7 @@ def run_until_frozen(source: Path, dest: Path, kill_at: str, marker: Path) -> st
         "CTPARQUET_BATCH_OBJECTS": "4",
         "PYTHONPATH": str(ROOT),
     }
-    command = [sys.executable, "-m", "tests.kill_driver", "ingest", str(source), str(dest)]
+    command = [sys.executable, "-m", "tests.kill_driver", *arguments]
     process = subprocess.Popen(
         [*command, "--no-prefect", "--json"],
         cwd=ROOT,
@@ -77,7 +79,8 @@ def run_until_frozen(source: Path, dest: Path, kill_at: str, marker: Path) -> st
 def test_a_run_killed_while_writing_leaves_no_partial_file_and_a_rerun_completes(tmp_path, kill_at):
     corpus = build_hostile_corpus(tmp_path / "trail")
     dest = tmp_path / "lake"
-    frozen_on = Path(run_until_frozen(corpus.root, dest, kill_at, tmp_path / "marker"))
+    arguments = ["ingest", str(corpus.root), str(dest)]
+    frozen_on = Path(run_until_frozen(arguments, kill_at, tmp_path / "marker"))
 
     if kill_at.startswith("pipe"):
         assert frozen_on.is_relative_to(dest / "_staging"), "writes are staged beside the table"
@@ -96,3 +99,22 @@ def test_a_run_killed_while_writing_leaves_no_partial_file_and_a_rerun_completes
         for line in file.read_text().splitlines()
     }
     assert quarantined == {str(corpus.objects[e.name]) for e in corpus.problems}
+
+
+def test_a_redrive_killed_after_its_data_and_rerun_converts_each_record_once(tmp_path):
+    corpus = build_hostile_corpus(tmp_path / "trail")
+    dest = tmp_path / "lake"
+    run_ingest(str(corpus.root), str(dest))
+    # The fix: a broken object re-uploaded whole with the same size (only a re-drive sees it).
+    fixed = corpus.objects["records-not-list"]
+    body = gzip.compress(encoded([event("fixed1"), event("fixed2")]))
+    fixed.write_bytes(body + b"\0" * (fixed.stat().st_size - len(body)))
+
+    frozen_on = run_until_frozen(["redrive", str(dest)], "mv:1", tmp_path / "marker")
+    assert frozen_on.endswith(".parquet"), "killed after the data, before the quarantine"
+    assert str(fixed) in "".join(f.read_text() for f in (dest / "_quarantine").glob("*.jsonl"))
+
+    rerun = run_redrive(str(dest))
+    assert rerun.outcome.objects_cleared == 1
+    expected = Counter([*corpus.good, "fixed1", "fixed2"])
+    assert Counter(read_table(dest / "events")["eventid"].to_list()) == expected
