@@ -68,7 +68,12 @@ def test_throttling_and_5xx_are_retried_and_nothing_is_lost(s3, corpus):
 def test_reads_that_fail_past_the_retries_are_tried_again_by_the_next_run(s3, corpus):
     no_retries = Settings(s3_max_attempts=1, s3_retry_mode="standard")  # type: ignore[call-arg]
     plan = FaultPlan(
-        rate=0.5, kinds=("internal",), methods=("GET",), under="/trail/AWSLogs/", always=True
+        rate=0.5,
+        kinds=("internal",),
+        methods=("GET",),
+        under="/trail/AWSLogs/",
+        always=True,
+        first_of_each=False,
     )
     with s3_through_proxy(s3.url, plan):
         first = run_ingest(SOURCE, DEST, settings=no_retries)
@@ -92,7 +97,9 @@ def test_a_write_that_fails_past_the_retries_fails_the_run_and_the_rerun_complet
     monkeypatch.setenv("CTPARQUET_S3_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("CTPARQUET_S3_RETRY_MODE", "standard")
     monkeypatch.setenv("CTPARQUET_BATCH_OBJECTS", "3")
-    plan = FaultPlan(rate=0.3, kinds=("internal",), methods=("PUT",), always=True, seed="w")
+    plan = FaultPlan(
+        rate=0.3, kinds=("internal",), methods=("PUT",), always=True, first_of_each=False, seed="w"
+    )
     with s3_through_proxy(s3.url, plan) as proxy:
         failed = CliRunner().invoke(app, ["ingest", SOURCE, DEST, "--json", "--no-prefect"])
     assert failed.exit_code == EXIT_FAILED, failed.output
