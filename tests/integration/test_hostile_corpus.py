@@ -195,3 +195,15 @@ def test_a_redrive_of_an_empty_quarantine_succeeds(tmp_path):
     status, summary = cli("redrive", str(tmp_path / "nothing-here"))
     assert status == EXIT_OK
     assert summary["objects_seen"] == 0 and summary["problems"] == []
+
+
+def test_redrive_prints_a_human_summary(corpus, tmp_path):
+    dest = tmp_path / "lake"
+    cli("ingest", str(corpus.root), str(dest))
+    result = CliRunner().invoke(app, ["redrive", str(dest), "--no-prefect"])
+    assert result.exit_code == EXIT_PROBLEMS
+    text = " ".join(result.stdout.split())  # rich wraps lines at the terminal's width
+    assert "Re-drove 11 quarantined objects" in text
+    assert "11 still quarantined" in text
+    assert f"{len(corpus.problems)} problems" in text
+    assert "record 2: record is not valid UTF-8" in text
