@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow.dataset as ds
 
+from flows.quarantine import now_utc, write_quarantine
 from flows.report import BatchOutcome
 from flows.state import record_converted
 from flows.storage import Storage, StoredObject
@@ -28,6 +29,7 @@ from transforms.errors import Problem
 from transforms.events import drop_known_events, split_partitions
 from transforms.keys import LogObject, ObjectKind, partition_path
 from transforms.parquet import batch_id, part_file_name, to_parquet
+from transforms.quarantine import QuarantineEntry, quarantine_entries
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class PreparedBatch:
         default_factory=dict
     )
     """By (table, region, year, month, day)."""
+    quarantine: list[QuarantineEntry] = field(default_factory=list)
+    """What could not be converted, written beside the table when the batch commits."""
 
 
 def prepare_batch(
@@ -91,6 +95,7 @@ def prepare_batch(
         if not inputs[kind]:
             continue
         converted = convert_objects(inputs[kind], schema)
+        prepared.quarantine += quarantine_entries(converted, inputs[kind], prepared.name, now_utc())
         placed = converted.placed
         outcome.objects_converted += len(inputs[kind]) - len(converted.unreadable)
         outcome.events_read += placed.records_read
@@ -147,6 +152,9 @@ def commit_batch(
             outcome.events_written += written
             outcome.partitions.add(partition)
 
+    # What the batch could not convert is named beside the table after its data and
+    # before its state, so a batch marked done has its failures on record.
+    outcome.objects_quarantined = write_quarantine(dest, prepared.name, prepared.quarantine)
     record_converted(dest, prepared.name, prepared.readable, outcome.events_written)
     log.info(
         "batch %s: %d objects, %d events written",

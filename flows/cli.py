@@ -15,7 +15,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_PROBLEMS = 3
-"""Exit statuses: all converted; the run failed; the run finished but reported problems."""
+"""Exit statuses: all converted; the run failed; the run finished but reported problems.
+
+2 is left to usage errors (click's own status). 3, not 2, for problems: a script
+can tell "the good data is in, look at the quarantine" from a mistyped command.
+"""
 
 app = typer.Typer(
     help="Convert AWS CloudTrail logs into a partitioned Parquet table for Athena.",
@@ -117,6 +121,16 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         _out.print(
             f"Glue table {entry['database']}.{entry['table']}: {entry['action']}", highlight=False
         )
+    _print_problems(summary)
+    if summary.get("objects_quarantined"):
+        _out.print(
+            f"{summary['objects_quarantined']:,} objects quarantined: see _quarantine/ beside "
+            "the table; `ctparquet redrive DEST` after a fix.",
+            highlight=False,
+        )
+
+
+def _print_problems(summary: dict[str, Any]) -> None:
     if summary["problems_count"]:
         _out.print(f"[yellow]{summary['problems_count']} problems[/yellow] (first ones):")
         for problem in summary["problems"][:10]:
@@ -180,6 +194,83 @@ KindOption = Annotated[
     TableKind,
     typer.Option("--kind", help="The API events table, or the CloudTrail Insights events table."),
 ]
+# --- redrive (issue 7) ----------------------------------------------------------------
+
+
+@app.command()
+def redrive(
+    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
+    as_json: JsonFlag = False,
+    no_prefect: Annotated[
+        bool,
+        typer.Option(
+            "--no-prefect",
+            help="Run the same re-drive without Prefect (no API server start, no run record).",
+        ),
+    ] = False,
+) -> None:
+    """Re-drive the objects quarantined under DEST/_quarantine/ and convert what now converts."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]re-driving"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("quarantine files"),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=True,
+        disable=as_json or not _err.is_terminal,
+    ) as bar:
+        job = bar.add_task("redrive", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(job, completed=done, total=total)
+
+        try:
+            summary = _run_redrive(dest, on_progress, no_prefect)
+        except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
+            _fail(error, as_json)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+    if as_json:
+        _out.file.write(json.dumps(summary) + "\n")
+    else:
+        _print_redrive(summary)
+    raise typer.Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
+
+
+def _run_redrive(dest: str, on_progress: Any, no_prefect: bool) -> dict[str, Any]:
+    if no_prefect:
+        from flows.redrive import run_redrive
+
+        return run_redrive(dest, progress=on_progress).as_json()
+    from flows.redrive import redrive as redrive_flow
+    from flows.redrive import set_progress_hook
+
+    set_progress_hook(on_progress)
+    try:
+        result: dict[str, Any] = redrive_flow(dest)
+    finally:
+        set_progress_hook(None)
+    return result
+
+
+def _print_redrive(summary: dict[str, Any]) -> None:
+    _out.print(
+        f"Re-drove {summary['objects_seen']:,} quarantined objects "
+        f"({summary['quarantine_files']} quarantine files): "
+        f"{summary['objects_cleared']:,} cleared, "
+        f"{summary['objects_replaced']:,} replaced since (ingest converts them), "
+        f"{summary['still_quarantined']:,} still quarantined.\n"
+        f"Wrote {summary['events_written']:,} events into {summary['partitions_written']} "
+        f"partitions; {summary['duplicates_dropped']:,} duplicate eventIDs dropped.\n"
+        f"Quarantine: {summary['quarantine']}",
+        highlight=False,
+    )
+    _print_problems(summary)
+
+
+# --- query ----------------------------------------------------------------------------
 
 
 class OutputFormat(StrEnum):

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
+from flows.aws import storage_options
 from flows.batch import (
     EVENTS_FOLDER,
     INSIGHTS_FOLDER,
@@ -108,7 +109,9 @@ def run_ingest(
     """Convert the new log objects under ``source_url`` into the table under ``dest_url``."""
     settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
     started = time.perf_counter()
-    source, dest = Storage(source_url), Storage(dest_url)
+    # Retries and SSE-KMS (issue 7): the S3 options come from settings, set once here.
+    source = Storage(source_url, **storage_options(source_url, settings))
+    dest = Storage(dest_url, **storage_options(dest_url, settings, writes=True))
     if type(source.fs) is type(dest.fs) and _inside(dest.root, source.root):
         raise DestinationInsideSourceError(
             f"destination {dest_url} is inside the source {source_url}: the table would be "

@@ -23,6 +23,7 @@ class RunSummary:
     events_written: int = 0
     insight_events_written: int = 0
     duplicates_dropped: int = 0
+    objects_quarantined: int = 0
     objects_skipped: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
@@ -40,6 +41,7 @@ class RunSummary:
         self.events_written += other.events_written
         self.insight_events_written += other.insight_events_written
         self.duplicates_dropped += other.duplicates_dropped
+        self.objects_quarantined += other.objects_quarantined
         self.problems.extend(other.problems)
         self.partitions.update(other.partitions)
         self.insight_partitions.update(other.insight_partitions)
@@ -60,6 +62,7 @@ class RunSummary:
             "insights_table": self.insights_table,
             "duplicates_dropped": self.duplicates_dropped,
             "problems_count": len(self.problems),
+            "objects_quarantined": self.objects_quarantined,
             "problems": [p.as_dict() for p in self.problems[:MAX_LISTED_PROBLEMS]],
             "partitions_written": len(self.partitions),
             "files_written": self.files_written,
@@ -80,6 +83,7 @@ class BatchOutcome:
     events_written: int = 0
     insight_events_written: int = 0
     duplicates_dropped: int = 0
+    objects_quarantined: int = 0
     problems: list[Problem] = field(default_factory=list)
     partitions: set[str] = field(default_factory=set)
     insight_partitions: set[str] = field(default_factory=set)

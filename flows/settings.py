@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -64,4 +66,30 @@ class Settings(BaseSettings):
     )
     athena_output: str | None = Field(
         None, description="s3:// URL for Athena's query results, if the workgroup sets none."
+    )
+
+    # --- Faults and encryption (issue 7) ---------------------------------------------------
+    s3_retry_mode: Literal["standard", "adaptive"] = Field(
+        "standard",
+        description=(
+            "botocore retry mode for S3: 'standard' (AWS's recommendation) retries throttling, "
+            "5xx and connection errors with jittered exponential backoff; 'adaptive' also "
+            "rate-limits the client after throttling (AWS calls it experimental)."
+        ),
+    )
+    s3_max_attempts: int = Field(
+        10,
+        description="Attempts per S3 request (first try included) on throttling and 5xx.",
+        gt=0,
+    )
+    sse_kms_key_id: str | None = Field(
+        None,
+        description=(
+            "KMS key (id, ARN or alias ARN) for SSE-KMS on every object written under an "
+            "s3:// destination. Unset: the bucket's default encryption applies."
+        ),
+    )
+    sse_kms_bucket_key: bool = Field(
+        True,
+        description="Use an S3 Bucket Key with SSE-KMS (far fewer KMS requests, lower cost).",
     )

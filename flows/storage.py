@@ -62,10 +62,17 @@ class Storage:
     def write_atomically(self, path: str, data: bytes) -> None:
         """Readers see the whole file or none: write beside the table, then move into place."""
         staging = self.path("_staging", f"{uuid.uuid4().hex}.tmp")
-        self.fs.makedirs(posixpath.dirname(staging), exist_ok=True)
+        self._make_folder(posixpath.dirname(staging))
         self.fs.pipe_file(staging, data)
-        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
+        self._make_folder(posixpath.dirname(path))
         self.fs.mv(staging, path)
+
+    def _make_folder(self, folder: str) -> None:
+        # Issue 7: only local folders need creating. On S3, s3fs's makedirs probes the bucket
+        # (HeadBucket, GetBucketLocation, then CreateBucket): rights a least-privilege role
+        # confined to its prefix does not have, and two requests per write for nothing.
+        if self.is_local:
+            self.fs.makedirs(folder, exist_ok=True)
 
     def remove(self, path: str) -> None:
         self.fs.rm_file(path)

@@ -6,10 +6,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from schemas.cloudtrail import EVENTS, TableSchema
-from transforms.decode import decompress, split_records
+from transforms.decode import MAX_INFLATED_BYTES, decompress, split_records
 from transforms.errors import Problem
 from transforms.events import PlacedEvents, place_events
 from transforms.records import RecordRows, collector_paused, read_document, read_records
+
+
+@dataclass(frozen=True)
+class RecordSelection:
+    """Some records of an object: the listed positions, and every one from ``rest_from`` on."""
+
+    positions: frozenset[int] = frozenset()
+    rest_from: int | None = None
+
+    def __contains__(self, position: object) -> bool:
+        return position in self.positions or (
+            self.rest_from is not None and isinstance(position, int) and position >= self.rest_from
+        )
 
 
 @dataclass(frozen=True)
@@ -19,6 +32,8 @@ class LogBytes:
     key: str
     data: bytes
     region: str | None = None
+    only: RecordSelection | None = None
+    """Convert only these records (re-driving what an earlier run could not); None: all."""
 
 
 @dataclass
@@ -26,36 +41,53 @@ class ConvertedBatch:
     placed: PlacedEvents
     unreadable: set[str] = field(default_factory=set)
     """Keys of objects of which not a single record could be read."""
+    records_before_damage: dict[str, int] = field(default_factory=dict)
+    """For each object that could not be read whole: how many records came before the damage."""
 
     @property
     def problems(self) -> list[Problem]:
         return self.placed.problems
 
 
-def convert_objects(objects: Iterable[LogBytes], schema: TableSchema = EVENTS) -> ConvertedBatch:
-    """Decode, shape and place the records of a batch of objects; bad input never raises."""
+def convert_objects(
+    objects: Iterable[LogBytes],
+    schema: TableSchema = EVENTS,
+    *,
+    max_object_bytes: int = MAX_INFLATED_BYTES,
+) -> ConvertedBatch:
+    """Decode, shape and place the records of a batch of objects; bad input never raises.
+
+    ``max_object_bytes``: most bytes one object may inflate to (a decompression bomb
+    is reported, not inflated).
+    """
     with collector_paused():
-        return _convert_objects(objects, schema)
+        return _convert_objects(objects, schema, max_object_bytes)
 
 
-def _convert_objects(objects: Iterable[LogBytes], schema: TableSchema) -> ConvertedBatch:
+def _convert_objects(
+    objects: Iterable[LogBytes], schema: TableSchema, max_object_bytes: int
+) -> ConvertedBatch:
     records = RecordRows(schema)
     regions: list[str | None] = []
     object_problems: list[Problem] = []
     unreadable: set[str] = set()
+    before_damage: dict[str, int] = {}
     for log in objects:
-        document, inflate_problem = decompress(log.data)
-        if inflate_problem is None and read_document(document, log.key, records):
+        document, inflate_problem = decompress(log.data, max_object_bytes)
+        whole = log.only is None and inflate_problem is None
+        if whole and read_document(document, log.key, records):
             regions.append(log.region)
             continue
         decoded = split_records(document)
-        reason = "; ".join(p for p in (inflate_problem, decoded.problem) if p)
+        problems = (inflate_problem, None if inflate_problem and not document else decoded.problem)
+        reason = "; ".join(p for p in problems if p)
         if reason:
             object_problems.append(Problem(log.key, reason))
+            before_damage[log.key] = len(decoded.records)
             if not decoded.records:
                 unreadable.add(log.key)
-        read_records(decoded.records, log.key, records)
+        read_records(decoded.records, log.key, records, only=log.only)
         regions.append(log.region)
     placed = place_events(records, regions)
     placed.problems[:0] = object_problems + records.problems
-    return ConvertedBatch(placed, unreadable)
+    return ConvertedBatch(placed, unreadable, before_damage)

@@ -16,8 +16,9 @@ raw spans are joined into one buffer with computed offsets.
 from __future__ import annotations
 
 import gc
+import re
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,7 +31,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from msgspec.structs import astuple
 
-from schemas.cloudtrail import EVENTS, UNMAPPED, ArrayOf, FieldType, Struct, TableSchema, Text
+from schemas.cloudtrail import (
+    DEDUP_COLUMN,
+    EVENTS,
+    UNMAPPED,
+    ArrayOf,
+    FieldType,
+    Struct,
+    TableSchema,
+    Text,
+)
 from transforms.errors import Problem
 
 _NULL = b"null"
@@ -90,7 +100,7 @@ _decode_object = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode
 _decode_array = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_string = msgspec.json.Decoder(str).decode
 _encode = msgspec.json.encode
-_UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+_UNREADABLE = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
 
 
 @contextmanager
@@ -158,22 +168,34 @@ def read_document(document: bytes, key: str, into: RecordRows) -> bool:
     return True
 
 
-def read_records(spans: Sequence[msgspec.Raw], key: str, into: RecordRows) -> None:
-    """Decode record spans one by one: typed when possible, carefully otherwise."""
+def read_records(
+    spans: Sequence[msgspec.Raw],
+    key: str,
+    into: RecordRows,
+    only: Container[int] | None = None,
+) -> None:
+    """Decode record spans one by one: typed when possible, carefully otherwise.
+
+    ``only``: the positions to read (a re-drive of the records an earlier run could
+    not convert); the others are skipped. Positions always count every span.
+    """
     origin = len(into.keys)
     into.keys.append(key)
     decode_record = _decoders(into.schema).record
     with collector_paused():
         for position, span in enumerate(spans):
+            if only is not None and position not in only:
+                continue
             try:
                 if not _is_utf8(span):
-                    raise _NotARecordError("record is not valid UTF-8")
+                    raise _NotARecordError(_NOT_UTF8)
                 try:
                     row, unmapped = decode_record(span), None
                 except _UNREADABLE:
                     row, unmapped = _decode_carefully(span, into.schema)
             except _NotARecordError as error:
-                into.problems.append(Problem(key, str(error), record=position))
+                event_id = _event_id_in(span, into.schema)
+                into.problems.append(Problem(key, str(error), position, event_id))
                 continue
             into.rows.append(row)
             into.unmapped.append(unmapped)
@@ -185,19 +207,44 @@ class _NotARecordError(ValueError):
     pass
 
 
+def _event_id_in(span: msgspec.Raw, schema: TableSchema) -> str | None:
+    """The eventID of a record that could not be decoded, if it can still be seen in it."""
+    pattern = _event_id_pattern(schema)
+    match = None if pattern is None else pattern.search(bytes(span))
+    if match is None:
+        return None
+    try:
+        return match[1].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+@cache
+def _event_id_pattern(schema: TableSchema) -> re.Pattern[bytes] | None:
+    keys = [f.key for f in schema.root.fields if f.name == DEDUP_COLUMN and f.key]
+    if not keys:
+        return None
+    return re.compile(b'"' + re.escape(keys[0].encode()) + rb'"\s*:\s*"([^"\\]{1,256})"')
+
+
 def _decode_carefully(span: msgspec.Raw, schema: TableSchema) -> tuple[Any, str | None]:
     """Map what the schema knows; return the rest as a JSON object mirroring the record."""
     try:
         top = _decode_object(span)
+        row, rest = _coerce_struct(top, schema.root, f"{schema.name.title()}Record")
+        return row, None if rest is None else _encode(rest).decode()
     except msgspec.ValidationError:
         raise _NotARecordError("record is not a JSON object") from None
     except msgspec.DecodeError as error:
         raise _NotARecordError(f"record is not valid JSON ({error})") from None
-    try:
-        row, rest = _coerce_struct(top, schema.root, f"{schema.name.title()}Record")
-    except msgspec.DecodeError as error:
-        raise _NotARecordError(f"record is not valid JSON ({error})") from None
-    return row, None if rest is None else _encode(rest).decode()
+    except UnicodeDecodeError:
+        raise _NotARecordError(_NOT_UTF8) from None
+    except RecursionError:
+        raise _NotARecordError(_TOO_DEEP) from None
+
+
+_NOT_UTF8 = "record is not valid UTF-8"
+_TOO_DEEP = "record nests values too deeply to decode"
 
 
 def _coerce_struct(

@@ -53,8 +53,8 @@ def test_truncated_json_salvages_complete_records():
         (b"   ", "empty object"),
         (b"not json at all", "not valid JSON"),
         (b'{"digestStartTime":"2024-01-05T00:00:00Z"}', "no Records key"),
-        (b'{"Records":{"eventID":"a"}}', "Records is a JSON dict, not a list"),
-        (b'[{"eventID":"a"}]', "top level is a JSON list"),
+        (b'{"Records":{"eventID":"a"}}', "Records is a JSON object, not an array"),
+        (b'[{"eventID":"a"}]', "top level is a JSON array"),
     ],
 )
 def test_broken_objects_say_why(document, reason):
