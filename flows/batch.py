@@ -37,7 +37,7 @@ EVENTS_FOLDER = EVENTS.name
 INSIGHTS_FOLDER = INSIGHTS.name
 TABLE_OF_KIND: dict[ObjectKind, TableSchema] = {"events": EVENTS, "insight": INSIGHTS}
 """The table each kind of log object is converted into (digests hold no events)."""
-_SCHEMA_OF_TABLE = {schema.name: schema for schema in TABLE_OF_KIND.values()}
+SCHEMA_OF_TABLE = {schema.name: schema for schema in TABLE_OF_KIND.values()}
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def commit_batch(
     outcome = prepared.outcome
     known = known or KnownEventIds(dest)
     for (table, region, year, month, day), part in prepared.partitions.items():
-        schema = _SCHEMA_OF_TABLE[table]
+        schema = SCHEMA_OF_TABLE[table]
         partition = partition_path(region, year, month, day)
         folder = dest.path(table, partition)
         target = posixpath.join(folder, part_file_name(prepared.name))

@@ -33,7 +33,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
 from flows.aws import storage_options
-from flows.batch import EVENTS_FOLDER
+from flows.batch import EVENTS_FOLDER, SCHEMA_OF_TABLE, TABLE_OF_KIND
 from flows.quarantine import (
     QUARANTINE_FOLDER,
     now_utc,
@@ -44,7 +44,7 @@ from flows.quarantine import (
 from flows.report import MAX_LISTED_PROBLEMS
 from flows.settings import Settings
 from flows.storage import Storage
-from schemas.cloudtrail import DEDUP_COLUMN, SORT_COLUMN
+from schemas.cloudtrail import DEDUP_COLUMN, EVENTS, SORT_COLUMN, TableSchema
 from transforms.convert import LogBytes, RecordSelection, convert_objects
 from transforms.errors import PipelineError, Problem, UnrecognisedKeyError
 from transforms.events import drop_known_events, split_partitions
@@ -185,20 +185,32 @@ def redrive_file(dest: Storage, path: str, *, settings: Settings) -> RedriveOutc
         only: RecordSelection | None = selection_of(entry) if digest(data) == entry.sha256 else None
         retried.append((entry, LogBytes(entry.url, data, _region_of(entry.url), only)))
 
-    converted = convert_objects(item for _, item in retried)
-    outcome.duplicates_dropped = converted.placed.duplicates_dropped
     name = "r" + batch_id(
         f"{item.key}#{_named(item.only)}#{digest(item.data)}" for _, item in retried
     )
-    _write_events(dest, converted.placed.events, name, settings.row_group_rows, outcome)
-
     now = now_utc()
+    # Each object goes back to the table of its kind (API events or Insights), as in ingest.
+    by_table: dict[str, list[tuple[QuarantineEntry, LogBytes]]] = {}
     for entry, item in retried:
-        left = after_redrive(entry, converted, item.data, now)
-        if left is None:
-            outcome.objects_cleared += 1
-        else:
-            remaining.append(left)
+        by_table.setdefault(_schema_of(entry.url).name, []).append((entry, item))
+    for table, group in by_table.items():
+        schema = SCHEMA_OF_TABLE[table]
+        converted = convert_objects((item for _, item in group), schema)
+        outcome.duplicates_dropped += converted.placed.duplicates_dropped
+        _write_events(
+            dest,
+            schema,
+            converted.placed.events,
+            name=name,
+            row_group_rows=settings.row_group_rows,
+            outcome=outcome,
+        )
+        for entry, item in group:
+            left = after_redrive(entry, converted, item.data, now)
+            if left is None:
+                outcome.objects_cleared += 1
+            else:
+                remaining.append(left)
     unread = {p.key for p in outcome.problems}
     for entry in remaining:
         if entry.url not in unread:
@@ -241,6 +253,13 @@ def _named(only: RecordSelection | None) -> str:
     return f"{sorted(only.positions)}+{only.rest_from}"
 
 
+def _schema_of(url: str) -> TableSchema:
+    try:
+        return TABLE_OF_KIND.get(parse_key(url).kind, EVENTS)
+    except UnrecognisedKeyError:
+        return EVENTS
+
+
 def _region_of(url: str) -> str | None:
     try:
         return parse_key(url).region
@@ -249,11 +268,17 @@ def _region_of(url: str) -> str | None:
 
 
 def _write_events(
-    dest: Storage, events: pl.DataFrame, name: str, row_group_rows: int, outcome: RedriveOutcome
+    dest: Storage,
+    schema: TableSchema,
+    events: pl.DataFrame,
+    *,
+    name: str,
+    row_group_rows: int,
+    outcome: RedriveOutcome,
 ) -> None:
     """Write re-driven events into their partitions, dropping eventIDs already there."""
     for (region, year, month, day), part in split_partitions(events).items():
-        folder = dest.path(EVENTS_FOLDER, partition_path(region, year, month, day))
+        folder = dest.path(schema.name, partition_path(region, year, month, day))
         target = posixpath.join(folder, part_file_name(name))
         new_events = drop_known_events(part, _event_ids_beside(dest, folder, target, part))
         outcome.duplicates_dropped += part.height - new_events.height
@@ -261,7 +286,8 @@ def _write_events(
             if dest.exists(target):
                 dest.remove(target)
             continue
-        dest.write_atomically(target, to_parquet(new_events, row_group_rows=row_group_rows))
+        data = to_parquet(new_events, row_group_rows=row_group_rows, schema=schema)
+        dest.write_atomically(target, data)
         outcome.events_written += new_events.height
         outcome.files_written += 1
         outcome.partitions.add(partition_path(region, year, month, day))
