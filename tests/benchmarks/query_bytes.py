@@ -27,6 +27,7 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,7 +181,9 @@ def measure(source: Path, lake: Path, day: tuple[str, str, str, str]) -> list[di
             events_root, columns_named(question.sql), selected(ours, predicate)
         )
         counting.bytes_read = 0
+        started = time.perf_counter()
         query_storage(storage, question.sql)
+        seconds = time.perf_counter() - started
         results.append(
             {
                 "query": question.name,
@@ -188,6 +191,7 @@ def measure(source: Path, lake: Path, day: tuple[str, str, str, str]) -> list[di
                 "ours_athena_model_bytes": model,
                 "ours_duckdb_read_bytes": counting.bytes_read,
                 "ratio": round(raw_bytes / model, 1) if model else None,
+                "ours_query_seconds": round(seconds, 3),
             }
         )
     return results
@@ -196,12 +200,13 @@ def measure(source: Path, lake: Path, day: tuple[str, str, str, str]) -> list[di
 def markdown(results: list[dict[str, Any]], title: str) -> str:
     lines = [
         f"{title}\n",
-        "| query | raw gzip JSON read | ours, Athena model | ours, read by DuckDB | raw / ours |",
-        "|---|---:|---:|---:|---:|",
+        "| query | raw gzip JSON read | ours, Athena model | ours, read by DuckDB | raw / ours "
+        "| ours, local query s |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r['query']} | {r['raw_gzip_bytes']:,} | {r['ours_athena_model_bytes']:,} "
-        f"| {r['ours_duckdb_read_bytes']:,} | {r['ratio']}x |"
+        f"| {r['ours_duckdb_read_bytes']:,} | {r['ratio']}x | {r['ours_query_seconds']} |"
         for r in results
     ]
     return "\n".join(lines)
@@ -236,17 +241,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, help="Generate a corpus of this many events.")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="Also write the results to this JSON file.")
+    parser.add_argument(
+        "--table", type=Path, help="Measure this existing table (e.g. compacted) of --source."
+    )
+    parser.add_argument("--day", help="The one-day query's REGION/YYYY/MM/DD (default: busiest).")
     args = parser.parse_args(argv)
     source = generated(args.events, args.seed) if args.events else (args.source or SAMPLES)
-    with tempfile.TemporaryDirectory() as work:
-        lake = Path(work) / "lake"
-        summary = run_ingest(str(source), str(lake))
-        day = busiest_day(source)
-        results = measure(source, lake, day)
-    title = (
-        f"{summary.events_written:,} events from {source} "
-        f"({summary.bytes_read:,} bytes of gzip JSON); one-day query on {'/'.join(day)}"
-    )
+    day = tuple(args.day.split("/")) if args.day else busiest_day(source)
+    if args.table:
+        results = measure(source, args.table, day)
+        title = f"table {args.table} of {source}; one-day query on {'/'.join(day)}"
+    else:
+        with tempfile.TemporaryDirectory() as work:
+            lake = Path(work) / "lake"
+            summary = run_ingest(str(source), str(lake))
+            results = measure(source, lake, day)
+        title = (
+            f"{summary.events_written:,} events from {source} "
+            f"({summary.bytes_read:,} bytes of gzip JSON); one-day query on {'/'.join(day)}"
+        )
     print(markdown(results, title))
     if args.json:
         args.json.write_text(json.dumps({"title": title, "results": results}, indent=2))
