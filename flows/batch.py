@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 import pyarrow.dataset as ds
 
+from flows.lock import partition_lock
 from flows.report import BatchOutcome
 from flows.state import record_converted
 from flows.storage import Storage, StoredObject
@@ -65,24 +66,30 @@ def convert_batch(
     outcome.problems.extend(placed.problems)
 
     for (region, year, month, day), events in split_partitions(placed.events).items():
-        folder = dest.path(EVENTS_FOLDER, partition_path(region, year, month, day))
+        partition = partition_path(region, year, month, day)
+        folder = dest.path(EVENTS_FOLDER, partition)
         target = posixpath.join(folder, part_file_name(name))
-        new_events = drop_known_events(events, _known_event_ids(dest, folder, target, events))
-        outcome.duplicates_dropped += events.height - new_events.height
-        if new_events.is_empty():
-            if dest.exists(target):  # An earlier run of this batch wrote what others now hold.
-                dest.remove(target)
-            continue
-        data = to_parquet(new_events, row_group_rows=row_group_rows)
-        dest.write_atomically(target, data)
+        # One writer per partition at a time, so the eventID check below sees every file
+        # another run or a parallel backfill unit may be writing (docs/adr/0005).
+        with partition_lock(dest, partition) as lease:
+            new_events = drop_known_events(events, _known_event_ids(dest, folder, target, events))
+            outcome.duplicates_dropped += events.height - new_events.height
+            if new_events.is_empty():
+                if dest.exists(target):  # An earlier run of this batch wrote what others now hold.
+                    dest.remove(target)
+                continue
+            data = to_parquet(new_events, row_group_rows=row_group_rows)
+            lease.check()
+            dest.write_atomically(target, data)
         outcome.events_written += new_events.height
         outcome.files_written += 1
         outcome.bytes_written += len(data)
-        outcome.partitions.add(partition_path(region, year, month, day))
+        outcome.partitions.add(partition)
 
     record_converted(
         dest, name, ((item.url, item.stored) for item in readable), outcome.events_written
     )
+    outcome.converted_urls = [item.url for item in readable]
     log.info("batch %s: %d objects, %d events written", name, len(readable), outcome.events_written)
     return outcome
 

@@ -1,114 +1,112 @@
-"""The ingest flow: convert every log object under a source not yet in the table.
+"""The ingest flow: convert the new log objects of a trail's recent delivery-day folders.
 
 ``run_ingest`` is the whole job as plain Python; the Prefect flow ``ingest``
-runs the same function with each batch as a Prefect task, so the CLI can also
-run it without an orchestrator (``--no-prefect``) and skip the API server's start.
+runs the same function with each batch as a Prefect task and publishes the
+run's report as a Markdown artifact. The CLI can run it without an orchestrator
+(``--no-prefect``) and skip the API server's start.
+
+A scheduled run discovers the trail's accounts and regions with delimiter
+listings, then lists each (account, region) folder of today and the days before
+it (``lookback_days``) from the mark its state keeps: it reads no object twice
+and, when nothing is new, no log object at all.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 
-from flows.batch import EVENTS_FOLDER, PendingObject, convert_batch
-from flows.report import BatchOutcome, RunSummary
+from flows.aws import RequestCounter
+from flows.batch import EVENTS_FOLDER, convert_batch
+from flows.incremental import (
+    BatchConverter,
+    Progress,
+    batches,
+    convert_days,
+    log_plan,
+    new_summary,
+    plan_days,
+)
+from flows.listing import day_folders, delivered_days, discover, window
+from flows.report import RunSummary
 from flows.settings import Settings
-from flows.state import converted_objects
 from flows.storage import Storage
-from transforms.errors import PipelineError, Problem, UnrecognisedKeyError
-from transforms.keys import parse_key
+from transforms.errors import PipelineError
+
+__all__ = [
+    "DestinationInsideSourceError",
+    "Progress",
+    "batches",
+    "ingest",
+    "run_ingest",
+    "set_progress_hook",
+]
 
 
 class DestinationInsideSourceError(PipelineError):
     """The table would be written under the folder it reads logs from."""
 
 
-Progress = Callable[[int, int], None]
-"""Called with (objects done, objects to do) as batches finish."""
-
-
-class BatchConverter(Protocol):
-    def __call__(
-        self, source: Storage, dest: Storage, batch: list[PendingObject], *, row_group_rows: int
-    ) -> BatchOutcome: ...
-
-
-def plan(source: Storage, dest: Storage, summary: RunSummary) -> list[PendingObject]:
-    """The event objects under ``source`` not converted yet; everything else is counted."""
-    done = converted_objects(dest)
-    pending: list[PendingObject] = []
-    for stored in source.list_files():
-        summary.objects_seen += 1
-        url = source.url(stored.path)
-        try:
-            parsed = parse_key(url)
-        except UnrecognisedKeyError as error:
-            summary.objects_skipped["unrecognised_key"] += 1
-            summary.problems.append(Problem(url, error.reason))
-            continue
-        if parsed.kind != "events":
-            summary.objects_skipped[parsed.kind] += 1
-            continue
-        if (url, stored.size) in done:
-            summary.objects_skipped["already_converted"] += 1
-            continue
-        pending.append(PendingObject(stored, url, parsed))
-    return pending
-
-
-def batches(
-    pending: list[PendingObject], max_bytes: int, max_objects: int
-) -> Iterator[list[PendingObject]]:
-    """Consecutive groups of objects, bounded in bytes and count (memory stays flat)."""
-    batch: list[PendingObject] = []
-    size = 0
-    for item in pending:
-        if batch and (size + item.stored.size > max_bytes or len(batch) >= max_objects):
-            yield batch
-            batch, size = [], 0
-        batch.append(item)
-        size += item.stored.size
-    if batch:
-        yield batch
+def open_storages(source_url: str, dest_url: str, settings: Settings) -> tuple[Storage, Storage]:
+    """Source and destination, each counting its requests; refuse a table inside its source."""
+    source = Storage(source_url, settings=settings, counter=RequestCounter())
+    dest = Storage(dest_url, settings=settings, counter=RequestCounter())
+    if type(source.fs) is type(dest.fs) and _inside(dest.root, source.root):
+        raise DestinationInsideSourceError(
+            f"destination {dest_url} is inside the source {source_url}: the table would be "
+            "read back as input; choose a destination outside the source"
+        )
+    return source, dest
 
 
 def run_ingest(
     source_url: str,
     dest_url: str,
     *,
+    lookback_days: int | None = None,
+    now: datetime | None = None,
     settings: Settings | None = None,
     progress: Progress | None = None,
     converter: BatchConverter = convert_batch,
     log: Callable[[str], Any] | None = None,
 ) -> RunSummary:
-    """Convert the new log objects under ``source_url`` into the table under ``dest_url``."""
+    """Convert the new log objects under ``source_url`` into the table under ``dest_url``.
+
+    ``lookback_days`` (default: the setting) is how many delivery days back from
+    ``now``'s date to look, 0 for every day the trail has; ``now`` is the run's
+    clock (default: the current UTC time).
+    """
     settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+    now = now or datetime.now(UTC)
+    lookback = settings.lookback_days if lookback_days is None else lookback_days
     started = time.perf_counter()
-    source, dest = Storage(source_url), Storage(dest_url)
-    if type(source.fs) is type(dest.fs) and _inside(dest.root, source.root):
-        raise DestinationInsideSourceError(
-            f"destination {dest_url} is inside the source {source_url}: the table would be "
-            "read back as input; choose a destination outside the source"
-        )
-    summary = RunSummary(source=source.url(), events_table=dest.url(dest.path(EVENTS_FOLDER)))
-    pending = plan(source, dest, summary)
-    if log:
-        log(
-            f"{summary.objects_seen} objects under {summary.source}: {len(pending)} to convert, "
-            f"skipped {dict(summary.objects_skipped)}"
-        )
-    done = 0
-    if progress:
-        progress(done, len(pending))
-    for batch in batches(pending, settings.batch_bytes, settings.batch_objects):
-        summary.add(converter(source, dest, batch, row_group_rows=settings.row_group_rows))
-        done += len(batch)
-        if progress:
-            progress(done, len(pending))
+    source, dest = open_storages(source_url, dest_url, settings)
+    summary = new_summary(source, dest, EVENTS_FOLDER)
+    found = discover(source)
+    folders = []
+    for trail in found.trails:
+        days = delivered_days(source, trail) if lookback == 0 else window(now.date(), lookback)
+        folders += day_folders([trail], [d for d in days if found.admits(d)])
+    works = plan_days(source, dest, folders, summary, now)
+    log_plan(summary, sum(len(w.pending) for w in works), log)
+    convert_days(
+        source,
+        dest,
+        works,
+        summary,
+        settings=settings,
+        now=now,
+        converter=converter,
+        progress=progress,
+    )
+    summary.source_requests.update(source.requests())
+    summary.table_requests.update(dest.requests())
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -133,22 +131,48 @@ def set_progress_hook(progress: Progress | None) -> None:
     _progress_hook = progress
 
 
+def publish_report(summary: RunSummary, kind: str) -> None:
+    """The run's report as a Markdown artifact on the flow run (shown in the Prefect UI)."""
+    create_markdown_artifact(
+        markdown=summary.to_markdown(f"CloudTrail {kind}"),
+        key=f"cloudtrail-{kind}-report",
+        description=(
+            f"{summary.objects_converted:,} objects, {summary.events_written:,} events written, "
+            f"{len(summary.problems):,} problems"
+        ),
+    )
+
+
 @flow(name="cloudtrail-ingest", log_prints=False)
-def ingest(source: str, dest: str) -> dict[str, Any]:
-    """Convert new CloudTrail log objects under ``source`` into the Parquet table under ``dest``."""
+def ingest(
+    source: str,
+    dest: str,
+    lookback_days: int | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Convert new CloudTrail log objects under ``source`` into the Parquet table under ``dest``.
+
+    ``lookback_days``: delivery days to list back from today (default: the
+    CTPARQUET_LOOKBACK_DAYS setting, 2; 0 = every day). ``now``: the run's clock,
+    for replays and tests (default: the current time).
+    """
     logger = get_run_logger()
     summary = run_ingest(
         source,
         dest,
+        lookback_days=lookback_days,
+        now=now,
         progress=_progress_hook,
         converter=_convert_batch_task,
         log=logger.info,
     )
     logger.info(
-        "converted %d objects, wrote %d events in %d partitions, %d problems",
+        "converted %d objects, wrote %d events in %d partitions, %d problems, %s S3 requests",
         summary.objects_converted,
         summary.events_written,
         len(summary.partitions),
         len(summary.problems),
+        sum(summary.source_requests.values()) + sum(summary.table_requests.values()),
     )
+    publish_report(summary, "ingest")
     return summary.as_json()

@@ -1,6 +1,8 @@
-"""Settings, read once from the environment (prefix ``CTPARQUET_``)."""
+"""Settings, read once from the environment (prefix ``CTPARQUET_``), each field described."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,4 +29,80 @@ class Settings(BaseSettings):
     )
     read_concurrency: int = Field(
         16, description="Log objects fetched at once from storage (S3 latency hiding).", gt=0
+    )
+
+    lookback_days: int = Field(
+        2,
+        description=(
+            "Delivery-date folders an ingest run lists: today and the days before it "
+            "(2 = today and yesterday). CloudTrail's folder date is the delivery date, and "
+            "late deliveries land in the current folder, so a short window sees every new "
+            "object. 0 lists every delivery day under the source (a first catch-up run)."
+        ),
+        ge=0,
+    )
+    settle_minutes: int = Field(
+        60,
+        description=(
+            "How long after its name's time (or its upload) an object must be before the "
+            "listing mark moves past it, and how long after midnight UTC a day folder is "
+            "taken as closed. Objects younger than this are re-listed (not re-read) next run."
+        ),
+        ge=0,
+    )
+    discovery_depth: int = Field(
+        3,
+        description=(
+            "Folder levels searched for AWSLogs/ when the source is above it (a trail's "
+            "custom S3 key prefix); one delimiter listing per folder visited."
+        ),
+        ge=0,
+    )
+
+    aws_retry_mode: Literal["adaptive", "standard"] = Field(
+        "adaptive",
+        description=(
+            "botocore retry mode for every S3 call (s3fs and boto3 alike): 'adaptive' also "
+            "rate-limits the client after throttling; 'standard' retries with backoff only."
+        ),
+    )
+    aws_max_attempts: int = Field(
+        10,
+        description="Attempts per S3 call, first one included, for throttling and 5xx.",
+        ge=1,
+    )
+    aws_credentials_block: str | None = Field(
+        None,
+        description=(
+            "Name of a prefect-aws AwsCredentials block to use instead of the default AWS "
+            "credential chain (environment, profile, instance or task role)."
+        ),
+    )
+
+    lock_ttl_seconds: float = Field(
+        120.0,
+        description=(
+            "Life of a lock on a table partition while a batch writes it; a lock left by a "
+            "killed run is taken over after this long."
+        ),
+        gt=0,
+    )
+    lock_wait_seconds: float = Field(
+        900.0,
+        description="Longest wait for a partition lock another run holds before failing.",
+        gt=0,
+    )
+
+    backfill_concurrency: int = Field(
+        8, description="Backfill units (account, region, day) converted at the same time.", gt=0
+    )
+    dask_address: str | None = Field(
+        None,
+        description=(
+            "Dask scheduler the backfill runs its units on (tcp://host:8786), or 'local' for "
+            "a distributed.LocalCluster on this machine; unset runs them in this process."
+        ),
+    )
+    dask_local_workers: int = Field(
+        2, description="Worker processes of the LocalCluster started for --dask local.", gt=0
     )
