@@ -149,7 +149,7 @@ def s3fs_options(settings: Settings, counter: RequestCounter) -> dict[str, Any]:
 
 def boto3_client(service: str, settings: Settings | None = None) -> Any:
     """A boto3 client with the same retry policy and credentials as the s3fs storage."""
-    settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = settings or Settings()  # read from the environment
     creds = credentials(settings)
     session = boto3.Session(profile_name=creds.pop("profile", None))
     endpoint = creds.pop("endpoint_url", None)

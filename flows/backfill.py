@@ -84,7 +84,7 @@ def run_backfill(
     progress: UnitProgress | None = None,
 ) -> RunSummary:
     """The backfill as plain Python, one unit after another (no orchestrator)."""
-    settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = settings or Settings()  # read from the environment
     now = now or datetime.now(UTC)
     started = time.perf_counter()
     source, dest = open_storages(source_url, dest_url, settings)
@@ -140,12 +140,12 @@ def task_runner(address: str | None, settings: Settings) -> TaskRunner[Any]:
 
 def with_dask(address: str | None, settings: Settings | None = None) -> Flow[..., dict[str, Any]]:
     """The backfill flow on the task runner ``address`` names (see ``task_runner``)."""
-    settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = settings or Settings()  # read from the environment
     return backfill.with_options(task_runner=task_runner(address, settings))
 
 
 def _default_runner() -> TaskRunner[Any]:
-    settings = Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = Settings()  # read from the environment
     return task_runner(settings.dask_address, settings)
 
 
@@ -166,7 +166,7 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
     missing. ``now``: the run's clock, for tests (default: the current time).
     """
     logger = get_run_logger()
-    settings = Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = Settings()  # read from the environment
     now = now or datetime.now(UTC)
     started = time.perf_counter()
     source_store, dest_store = open_storages(source, dest, settings)

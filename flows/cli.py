@@ -229,7 +229,7 @@ def _run_backfill(
         return run_backfill(
             source, dest, start, end, accounts=accounts, regions=regions, progress=on_progress
         ).as_json()
-    settings = Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = Settings()  # read from the environment
     address = dask or settings.dask_address
     with _prefect_api_for_workers(address):
         set_progress_hook(on_progress)

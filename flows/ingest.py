@@ -82,7 +82,7 @@ def run_ingest(
     ``now``'s date to look, 0 for every day the trail has; ``now`` is the run's
     clock (default: the current UTC time).
     """
-    settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = settings or Settings()  # read from the environment
     now = now or datetime.now(UTC)
     lookback = settings.lookback_days if lookback_days is None else lookback_days
     started = time.perf_counter()

@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CTPARQUET_", extra="ignore")
 
     batch_bytes: int = Field(
-        32 * 1024 * 1024,
+        default=32 * 1024 * 1024,
         description=(
             "Compressed bytes of log objects converted together. Bounds memory "
             "(about 20x this while a batch is decoded) and sets output file size."
@@ -22,17 +22,19 @@ class Settings(BaseSettings):
         gt=0,
     )
     batch_objects: int = Field(
-        5_000, description="Most log objects in one batch, however small they are.", gt=0
+        default=5_000, description="Most log objects in one batch, however small they are.", gt=0
     )
     row_group_rows: int = Field(
-        122_880, description="Rows per Parquet row group in written files.", gt=0
+        default=122_880, description="Rows per Parquet row group in written files.", gt=0
     )
     read_concurrency: int = Field(
-        16, description="Log objects fetched at once from storage (S3 latency hiding).", gt=0
+        default=16,
+        description="Log objects fetched at once from storage (S3 latency hiding).",
+        gt=0,
     )
 
     lookback_days: int = Field(
-        2,
+        default=2,
         description=(
             "Delivery-date folders an ingest run lists: today and the days before it "
             "(2 = today and yesterday). CloudTrail's folder date is the delivery date, and "
@@ -42,7 +44,7 @@ class Settings(BaseSettings):
         ge=0,
     )
     settle_minutes: int = Field(
-        60,
+        default=60,
         description=(
             "How long after its name's time (or its upload) an object must be before the "
             "listing mark moves past it, and how long after midnight UTC a day folder is "
@@ -51,7 +53,7 @@ class Settings(BaseSettings):
         ge=0,
     )
     discovery_depth: int = Field(
-        3,
+        default=3,
         description=(
             "Folder levels searched for AWSLogs/ when the source is above it (a trail's "
             "custom S3 key prefix); one delimiter listing per folder visited."
@@ -60,19 +62,19 @@ class Settings(BaseSettings):
     )
 
     aws_retry_mode: Literal["adaptive", "standard"] = Field(
-        "adaptive",
+        default="adaptive",
         description=(
             "botocore retry mode for every S3 call (s3fs and boto3 alike): 'adaptive' also "
             "rate-limits the client after throttling; 'standard' retries with backoff only."
         ),
     )
     aws_max_attempts: int = Field(
-        10,
+        default=10,
         description="Attempts per S3 call, first one included, for throttling and 5xx.",
         ge=1,
     )
     aws_credentials_block: str | None = Field(
-        None,
+        default=None,
         description=(
             "Name of a prefect-aws AwsCredentials block to use instead of the default AWS "
             "credential chain (environment, profile, instance or task role)."
@@ -80,7 +82,7 @@ class Settings(BaseSettings):
     )
 
     lock_ttl_seconds: float = Field(
-        120.0,
+        default=120.0,
         description=(
             "Life of a lock on a table partition while a batch writes it; a lock left by a "
             "killed run is taken over after this long."
@@ -88,21 +90,25 @@ class Settings(BaseSettings):
         gt=0,
     )
     lock_wait_seconds: float = Field(
-        900.0,
+        default=900.0,
         description="Longest wait for a partition lock another run holds before failing.",
         gt=0,
     )
 
     backfill_concurrency: int = Field(
-        8, description="Backfill units (account, region, day) converted at the same time.", gt=0
+        default=8,
+        description="Backfill units (account, region, day) converted at the same time.",
+        gt=0,
     )
     dask_address: str | None = Field(
-        None,
+        default=None,
         description=(
             "Dask scheduler the backfill runs its units on (tcp://host:8786), or 'local' for "
             "a distributed.LocalCluster on this machine; unset runs them in this process."
         ),
     )
     dask_local_workers: int = Field(
-        2, description="Worker processes of the LocalCluster started for --dask local.", gt=0
+        default=2,
+        description="Worker processes of the LocalCluster started for --dask local.",
+        gt=0,
     )

@@ -57,7 +57,7 @@ class Storage:
         counter: RequestCounter | None = None,
         **options: Any,
     ) -> None:
-        self.settings = settings or Settings()  # type: ignore[call-arg]  # from the environment
+        self.settings = settings or Settings()  # from the environment
         self.counter = counter or RequestCounter()
         self.is_s3 = get_protocol(url) in ("s3", "s3a")
         if self.is_s3:

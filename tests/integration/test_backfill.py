@@ -47,7 +47,9 @@ def test_backfill_is_resumable_narrowable_and_writes_what_ingest_writes(trail):
     )  # fmt: skip
     assert full.objects_converted == 24 - 2
     assert full.days_complete == 1  # the narrowed unit, done before
-    assert sorted(table_rows("s3://lake/by-backfill/")) == sorted(table_rows("s3://lake/by-ingest/"))
+    assert sorted(table_rows("s3://lake/by-backfill/")) == sorted(
+        table_rows("s3://lake/by-ingest/")
+    )
     assert_exactly_once("s3://lake/by-backfill/", trail.event_ids)
 
     again = run_backfill(

@@ -91,7 +91,7 @@ def rerun() -> dict:
 def test_a_run_killed_mid_way_then_rerun_keeps_every_event_once(trail, point, ready):
     env = run_env()
     process = subprocess.Popen(
-        CLI + ["--no-prefect"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [*CLI, "--no-prefect"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     kill_when(process, lambda: ready(trail.client), point)
     rerun()
@@ -107,7 +107,11 @@ def test_two_racing_runs_keep_every_event_once(trail):
     env = run_env()
     runs = [
         subprocess.Popen(
-            CLI + ["--no-prefect"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [*CLI, "--no-prefect"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(2)
     ]
@@ -123,18 +127,14 @@ def test_two_racing_runs_keep_every_event_once(trail):
 
 
 @pytest.mark.slow
-def test_the_prefect_flow_killed_mid_way_then_rerun_keeps_every_event_once(
-    prefect_harness, trail
-):
+def test_the_prefect_flow_killed_mid_way_then_rerun_keeps_every_event_once(prefect_harness, trail):
     from prefect.settings import PREFECT_API_URL
 
     from flows.ingest import ingest
 
     # The subprocess reports to the harness's API server: no server start of its own.
     env = run_env(PREFECT_API_URL=str(PREFECT_API_URL.value()))
-    process = subprocess.Popen(
-        [*CLI], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    process = subprocess.Popen([*CLI], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     kill_when(process, lambda: len(lake_keys(trail.client, "events/")) >= 3, "three data files")
     summary = ingest("s3://trail/", LAKE, lookback_days=0)
     assert summary["objects_converted"] > 0

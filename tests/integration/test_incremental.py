@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
 from flows.ingest import run_ingest
@@ -20,7 +21,7 @@ def trail(s3):
     return Trail(client=client)
 
 
-def ingest(trail, now, lookback_days=2, **settings):
+def ingest(trail, now, lookback_days=2, **settings) -> dict:
     return run_ingest(
         trail.url, LAKE, lookback_days=lookback_days, now=now, settings=Settings(**settings)
     ).as_json()

@@ -1,4 +1,4 @@
-"""Discovery from anywhere in the layout, by delimiter listings; refusals that name the permission."""
+"""Discovery from anywhere in the layout by delimiter listings; refusals name the permission."""
 
 from __future__ import annotations
 
