@@ -124,3 +124,36 @@ def test_a_missing_permission_names_bucket_key_and_action(trail, s3, monkeypatch
     assert "s3:GetObject" in message
     assert "bucket 'lake'" in message  # reading the table's state is the first GET
     assert "_state/days/trail/custom/prefix/AWSLogs/" in message
+
+
+def test_credentials_from_a_prefect_aws_block_replace_the_default_chain(
+    prefect_harness, trail, s3
+):
+    from prefect_aws import AwsCredentials
+
+    iam = s3.client("iam")
+    iam.create_user(UserName="pipeline")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName="pipeline", PolicyName="s3", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="pipeline")["AccessKey"]
+    AwsCredentials(
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"]
+    ).save("ctparquet-test", overwrite=True)
+    trail.client.create_bucket(Bucket="lake")
+    source = "s3://trail/custom/prefix/AWSLogs/"
+    _moto_auth(s3, "0")  # from now on the environment's keys ("testing") are refused
+    try:
+        with pytest.raises(AccessDeniedError):
+            run_ingest(source, "s3://lake/ct/", now=at("2024-03-10"), settings=Settings())
+        summary = run_ingest(
+            source,
+            "s3://lake/ct/",
+            now=at("2024-03-10"),
+            settings=Settings(aws_credentials_block="ctparquet-test"),
+        )
+    finally:
+        _moto_auth(s3, "inf")
+    assert summary.objects_converted == 4
