@@ -126,9 +126,7 @@ def test_a_missing_permission_names_bucket_key_and_action(trail, s3, monkeypatch
     assert "_state/days/trail/custom/prefix/AWSLogs/" in message
 
 
-def test_credentials_from_a_prefect_aws_block_replace_the_default_chain(
-    prefect_harness, trail, s3
-):
+def test_credentials_from_a_prefect_aws_block_replace_the_default_chain(prefect_harness, trail, s3):
     from prefect_aws import AwsCredentials
 
     iam = s3.client("iam")
