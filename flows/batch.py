@@ -79,7 +79,7 @@ def convert_batch(
                     dest.remove(target)
                 continue
             data = to_parquet(new_events, row_group_rows=row_group_rows)
-            lease.check()
+            lease.keep()
             dest.write_atomically(target, data)
         outcome.events_written += new_events.height
         outcome.files_written += 1

@@ -62,18 +62,25 @@ class Lease:
             )
 
     def renew(self) -> None:
-        """Push the expiry ``ttl`` seconds ahead; raise ``LeaseLostError`` if taken over."""
-        self.check(margin=0)
+        """Push the expiry ``ttl`` seconds ahead; raise ``LeaseLostError`` if taken over.
+
+        Safe even past the deadline: the write is conditional on this lease's own
+        version, which anyone taking the lease over has replaced.
+        """
         now = self.clock()
-        version = self.storage.replace_if(
-            self.path, _body(self.owner, now + self.ttl), self.version
-        )
+        version = self.storage.replace_if(self.path, _body(self.owner, now + self.ttl), self.version)
         if version is None:
             raise LeaseLostError(
                 f"lease on {self.storage.url(self.path)} was taken over",
                 key=self.storage.url(self.path),
             )
         self.version, self.deadline = version, now + self.ttl
+
+    def keep(self) -> None:
+        """Before a write: renew the lease if half its life is gone, then ``check`` it."""
+        if self.clock() + self.ttl / 2 > self.deadline:
+            self.renew()
+        self.check()
 
     def release(self) -> None:
         """Mark the lease expired, unless another run took it over meanwhile."""

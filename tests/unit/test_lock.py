@@ -33,7 +33,7 @@ def test_a_held_lease_blocks_others_until_it_expires_then_is_taken_over(store):
     clock.now += 10  # first's lease runs out (it was killed)
     second = acquire(store, path, ttl=10, wait=1, owner="second", clock=clock, sleep=clock.sleep)
     with pytest.raises(LeaseLostError):
-        first.renew()
+        first.renew()  # its version was replaced by the take-over
     first.release()  # a late release must not free second's lease
     with pytest.raises(LockTimeoutError, match="lock held by second"):
         acquire(store, path, ttl=10, wait=1, owner="third", clock=clock, sleep=clock.sleep)
@@ -59,3 +59,16 @@ def test_conditional_writes_on_a_local_folder(store):
     assert store.replace_if(path, b"3", "stale") is None
     assert store.replace_if(path, b"3", version) is not None
     assert store.read(path) == b"3"
+
+
+def test_a_slow_writer_renews_its_lease_unless_it_was_taken_over(store):
+    clock = Clock()
+    path = store.path("l.json")
+    lease = acquire(store, path, ttl=8, wait=0, owner="slow", clock=clock, sleep=clock.sleep)
+    clock.now += 5
+    lease.keep()  # renewed: 8 s from now
+    assert lease.deadline == clock.now + 8
+    clock.now += 9  # frozen past its expiry; another run takes over
+    acquire(store, path, ttl=8, wait=0, owner="other", clock=clock, sleep=clock.sleep)
+    with pytest.raises(LeaseLostError, match="taken over"):
+        lease.keep()
