@@ -119,6 +119,12 @@ def set_progress_hook(progress: UnitProgress | None) -> None:
     _progress_hook = progress
 
 
+def _progress() -> UnitProgress | None:
+    # A function, not the global itself, in the flow's body: a Dask task runner pickles the
+    # flow function with the globals it names, and the CLI's callback holds a terminal.
+    return _progress_hook
+
+
 def task_runner(address: str | None, settings: Settings) -> TaskRunner[Any]:
     """Threads in this process (no address), a LocalCluster ('local'), or a Dask scheduler."""
     if not address:
@@ -176,7 +182,7 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
         len({u.day for u in units}),
     )  # fmt: skip
     summary = new_summary(source_store, dest_store, EVENTS_FOLDER)
-    progress = _progress_hook
+    progress = _progress()
     if progress:
         progress(0, len(units))
     in_flight: list[PrefectFuture[RunSummary]] = []

@@ -257,6 +257,9 @@ def _prefect_api_for_workers(address: str | None) -> Iterator[None]:
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=5)  # the run's last logs, while the server listens
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()

@@ -68,7 +68,9 @@ class Lease:
         version, which anyone taking the lease over has replaced.
         """
         now = self.clock()
-        version = self.storage.replace_if(self.path, _body(self.owner, now + self.ttl), self.version)
+        version = self.storage.replace_if(
+            self.path, _body(self.owner, now + self.ttl), self.version
+        )
         if version is None:
             raise LeaseLostError(
                 f"lease on {self.storage.url(self.path)} was taken over",
