@@ -72,10 +72,9 @@ def test_the_flow_converts_records_state_and_skips_on_the_next_run(prefect_harne
 
     from prefect.artifacts import Artifact
 
-    report = Artifact.get("cloudtrail-ingest-report")
-    assert isinstance(report, Artifact)
-    assert "| Objects seen / converted | 0 / 0 |" in str(report.data)
-    assert "Requests to the logs (LIST / GET / other)" in str(report.data)
+    report = str(getattr(Artifact.get("cloudtrail-ingest-report"), "data", ""))
+    assert "| Objects seen / converted | 0 / 0 |" in report
+    assert "Requests to the logs (LIST / GET / other)" in report
 
 
 def test_a_late_redelivery_in_a_later_run_does_not_duplicate(logs, tmp_path):
