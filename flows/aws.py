@@ -86,7 +86,8 @@ def summarise_requests(counts: Counter[str]) -> dict[str, Any]:
 
 def retry_config(settings: Settings) -> dict[str, Any]:
     """botocore ``Config`` arguments for every client: throttling and 5xx retried with backoff."""
-    return {"retries": {"mode": settings.aws_retry_mode, "max_attempts": settings.aws_max_attempts}}
+    retries = {"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts}
+    return {"retries": retries}
 
 
 def credentials(settings: Settings) -> dict[str, Any]:
@@ -135,8 +136,6 @@ def s3fs_options(settings: Settings, counter: RequestCounter) -> dict[str, Any]:
         "use_listings_cache": False,
         # Each Storage counts its own requests: never share a cached instance.
         "skip_instance_cache": True,
-        # botocore retries (above); s3fs's own loop only for connection-level errors.
-        "retries": 3,
         # A whole-object GET, not HEAD + ranged GETs: one request per log object.
         "max_concurrency": 1,
     }

@@ -64,6 +64,10 @@ class Storage:
             options = {**s3fs_options(self.settings, self.counter), **options}
         self.fs: fsspec.AbstractFileSystem
         self.fs, root = url_to_fs(url, **options)
+        if self.is_s3:
+            # botocore is the one retry layer (throttling, 5xx, connection errors): s3fs's
+            # own retry loop would multiply its attempts.
+            self.fs.retries = 1
         self.root = root.rstrip("/")
         self.is_local = "file" in _protocols(self.fs)
 
