@@ -90,6 +90,7 @@ def run_backfill(
     source, dest = open_storages(source_url, dest_url, settings)
     units = plan_units(source, start, end, accounts=accounts, regions=regions)
     summary = new_summary(source, dest, EVENTS_FOLDER)
+    summary.units = len(units)
     if progress:
         progress(0, len(units))
     for done, unit in enumerate(units, 1):
@@ -224,7 +225,5 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
     publish_report(summary, "backfill")
     if units and len(failed) == len(units):
         raise failed[0]
-    result = summary.as_json()
-    result["units"] = len(units)
-    result["units_failed"] = len(failed)
-    return result
+    summary.units, summary.units_failed = len(units), len(failed)
+    return summary.as_json()

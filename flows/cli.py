@@ -116,10 +116,15 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         if "units" in summary
         else ""
     )
+    requests = (
+        f"; S3 requests: {source['list']:,} LIST and {source['get']:,} GET on the logs, "
+        f"{table['total']:,} on the table"
+        if source["total"] + table["total"]
+        else ""
+    )
     _out.print(
         f"{units}{summary['days_listed']:,} day folders listed, {summary['days_complete']:,} "
-        f"already complete; S3 requests: {source['list']:,} LIST and {source['get']:,} GET "
-        f"on the logs, {table['total']:,} on the table.",
+        f"already complete{requests}.",
         highlight=False,
     )
     _out.print(

@@ -31,6 +31,9 @@ class RunSummary:
     seconds: float = 0.0
     days_listed: int = 0
     days_complete: int = 0
+    units: int | None = None
+    """Backfill units planned (None for ingest)."""
+    units_failed: int = 0
     source_requests: Counter[str] = field(default_factory=Counter)
     """S3 requests to the log bucket, by operation (batches run elsewhere add theirs)."""
     table_requests: Counter[str] = field(default_factory=Counter)
@@ -68,7 +71,11 @@ class RunSummary:
         self.table_requests.update(other.table_requests)
 
     def as_json(self) -> dict[str, Any]:
+        units = (
+            {} if self.units is None else {"units": self.units, "units_failed": self.units_failed}
+        )
         return {
+            **units,
             "source": self.source,
             "events_table": self.events_table,
             "objects_seen": self.objects_seen,
