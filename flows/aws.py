@@ -86,7 +86,7 @@ def summarise_requests(counts: Counter[str]) -> dict[str, Any]:
 
 def retry_config(settings: Settings) -> dict[str, Any]:
     """botocore ``Config`` arguments for every client: throttling and 5xx retried with backoff."""
-    retries = {"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts}
+    retries = {"mode": settings.s3_retry_mode, "total_max_attempts": settings.s3_max_attempts}
     return {"retries": retries}
 
 

@@ -70,7 +70,7 @@ def convert_batch(
         folder = dest.path(EVENTS_FOLDER, partition)
         target = posixpath.join(folder, part_file_name(name))
         # One writer per partition at a time, so the eventID check below sees every file
-        # another run or a parallel backfill unit may be writing (docs/adr/0005).
+        # another run or a parallel backfill unit may be writing (docs/adr/0010).
         with partition_lock(dest, partition) as lease:
             new_events = drop_known_events(events, _known_event_ids(dest, folder, target, events))
             outcome.duplicates_dropped += events.height - new_events.height

@@ -5,7 +5,7 @@ from its mark (``StartAfter``) and keep the objects not done yet. New objects
 are converted in bounded batches across folders; after each batch's data is in,
 the state of every folder it touched is advanced (conditional write). A run
 killed anywhere redoes at most its unfinished batches, and the table's
-eventID check keeps each event once (docs/adr/0004, 0005).
+eventID check keeps each event once (docs/adr/0004, 0010, 0011).
 """
 
 from __future__ import annotations

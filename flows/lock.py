@@ -5,7 +5,7 @@ A lease is a small JSON object created with a conditional write (S3
 expires. A lease left by a killed run is taken over once expired, with a write
 conditional on the ETag that was read (``If-Match``), so two runs cannot both
 take it. Releasing rewrites it as expired, again conditionally, so a holder that
-lost its lease never frees someone else's. See docs/adr/0005.
+lost its lease never frees someone else's. See docs/adr/0010.
 """
 
 from __future__ import annotations

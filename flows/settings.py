@@ -61,17 +61,18 @@ class Settings(BaseSettings):
         ge=0,
     )
 
-    aws_retry_mode: Literal["adaptive", "standard"] = Field(
-        default="adaptive",
+    s3_retry_mode: Literal["standard", "adaptive"] = Field(
+        default="standard",
         description=(
-            "botocore retry mode for every S3 call (s3fs and boto3 alike): 'adaptive' also "
-            "rate-limits the client after throttling; 'standard' retries with backoff only."
+            "botocore retry mode for every S3 call (s3fs and boto3 alike): 'standard' (AWS's "
+            "recommendation) retries throttling, 5xx and connection errors with jittered "
+            "exponential backoff; 'adaptive' also rate-limits the client after throttling."
         ),
     )
-    aws_max_attempts: int = Field(
+    s3_max_attempts: int = Field(
         default=10,
-        description="Attempts per S3 call, first one included, for throttling and 5xx.",
-        ge=1,
+        description="Attempts per S3 request (first try included) on throttling and 5xx.",
+        gt=0,
     )
     aws_credentials_block: str | None = Field(
         default=None,

@@ -161,7 +161,7 @@ def test_credentials_from_a_prefect_aws_block_replace_the_default_chain(prefect_
 def test_one_retry_policy_for_s3fs_and_boto3(s3, mode):
     from flows.aws import boto3_client
 
-    settings = Settings(aws_retry_mode=mode, aws_max_attempts=7)
+    settings = Settings(s3_retry_mode=mode, s3_max_attempts=7)
     storage = Storage("s3://trail/", settings=settings)
     expected = {"mode": mode, "total_max_attempts": 7}
     assert storage.fs.s3.meta.config.retries == expected
