@@ -13,4 +13,7 @@ test: ## set up, lint, type-check, run every test
 lint: ## ruff and mypy only
 	$(PY) dev.py setup && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
-.PHONY: help demo test lint
+bench-s3: ## S3 requests of scheduled runs over 10,000 objects of history (moto)
+	$(PY) dev.py setup && .venv/bin/python -m tests.benchmarks.s3_requests --objects 10000
+
+.PHONY: help demo test lint bench-s3

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow.dataset as ds
 
+from flows.lock import partition_lock
 from flows.quarantine import now_utc, write_quarantine
 from flows.report import BatchOutcome
 from flows.state import record_converted
@@ -116,10 +117,11 @@ def commit_batch(
     row_group_rows: int,
     known: KnownEventIds | None = None,
 ) -> BatchOutcome:
-    """Write a prepared batch into the table, then mark its objects converted.
+    """Write a prepared batch into its tables, then mark its objects converted.
 
-    One batch at a time: the check against events already in a partition must see
-    what the previous batch wrote, or two batches could both add a redelivered event.
+    One writer per partition at a time (this run's batches are committed in order;
+    another run or a parallel backfill unit waits for the partition's lease), so the
+    check against events already in a partition sees every file written before.
     """
     outcome = prepared.outcome
     known = known or KnownEventIds(dest)
@@ -128,21 +130,23 @@ def commit_batch(
         partition = partition_path(region, year, month, day)
         folder = dest.path(table, partition)
         target = posixpath.join(folder, part_file_name(prepared.name))
-        data, written, ids = part.parquet, part.event_ids.len(), part.event_ids
-        duplicates = known.duplicates(folder, target, part.event_ids)
-        if not duplicates.is_empty():
-            events = drop_known_events(pl.read_parquet(part.parquet), duplicates)
-            outcome.duplicates_dropped += written - events.height
-            data = to_parquet(events, row_group_rows=row_group_rows, schema=schema)
-            written = events.height
-            ids = events[DEDUP_COLUMN]
-        if written == 0:
-            if dest.exists(target):  # An earlier run of this batch wrote what others now hold.
-                dest.remove(target)
-            known.forget(folder, target)
-            continue
-        dest.write_atomically(target, data)
-        known.wrote(folder, target, ids)
+        with partition_lock(dest, f"{table}/{partition}") as lease:
+            known.refresh(folder)  # files other writers added (or compaction removed)
+            data, written, ids = part.parquet, part.event_ids.len(), part.event_ids
+            duplicates = known.duplicates(folder, target, part.event_ids)
+            if not duplicates.is_empty():
+                events = drop_known_events(pl.read_parquet(part.parquet), duplicates)
+                outcome.duplicates_dropped += written - events.height
+                data = to_parquet(events, row_group_rows=row_group_rows, schema=schema)
+                written, ids = events.height, events[DEDUP_COLUMN]
+            if written == 0:
+                if dest.exists(target):  # An earlier run of this batch wrote what others hold.
+                    dest.remove(target)
+                known.forget(folder, target)
+                continue
+            lease.keep()
+            dest.write_atomically(target, data)
+            known.wrote(folder, target, ids)
         outcome.files_written += 1
         outcome.bytes_written += len(data)
         if schema is INSIGHTS:
@@ -156,6 +160,7 @@ def commit_batch(
     # before its state, so a batch marked done has its failures on record.
     outcome.objects_quarantined = write_quarantine(dest, prepared.name, prepared.quarantine)
     record_converted(dest, prepared.name, prepared.readable, outcome.events_written)
+    outcome.converted_urls = [url for url, _ in prepared.readable]
     log.info(
         "batch %s: %d objects, %d events written",
         prepared.name,
@@ -209,6 +214,22 @@ class KnownEventIds:
             return event_ids.clear()
         held = pl.concat([self._read_ids(path) for path in suspects])
         return event_ids.filter(event_ids.is_in(held.implode())).unique()
+
+    def refresh(self, folder: str) -> None:
+        """Match the partition's files as they are now: read new ones, forget removed ones."""
+        if folder not in self._by_folder:
+            self._files(folder)  # read in full just now: nothing to catch up on
+            return
+        files = self._files(folder)
+        present = {
+            stored.path
+            for stored in (self._dest.list_files(folder) if self._dest.exists(folder) else [])
+            if stored.path.endswith(".parquet")
+        }
+        for path in set(files) - present:
+            del files[path]
+        for path in present - set(files):
+            files[path] = _hashes(self._read_ids(path))
 
     def wrote(self, folder: str, path: str, event_ids: pl.Series) -> None:
         self._files(folder)[path] = _hashes(event_ids)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
@@ -51,8 +54,17 @@ def ingest(
             help="Run the same conversion without Prefect (no API server start, no run record).",
         ),
     ] = False,
+    lookback_days: Annotated[
+        int | None,
+        typer.Option(
+            "--lookback-days",
+            min=0,
+            help="Delivery days to list back from today (default CTPARQUET_LOOKBACK_DAYS, 2); "
+            "0 = every day under SOURCE.",
+        ),
+    ] = None,
 ) -> None:
-    """Convert every CloudTrail log object under SOURCE not converted yet into DEST."""
+    """Convert the CloudTrail log objects under SOURCE not converted yet into DEST."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     started = time.perf_counter()
     with Progress(
@@ -71,7 +83,7 @@ def ingest(
             bar.update(job, completed=done, total=total)
 
         try:
-            summary = _run_ingest(source, dest, on_progress, no_prefect)
+            summary = _run_ingest(source, dest, on_progress, no_prefect, lookback_days)
         except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
             _fail(error, as_json)
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
@@ -82,17 +94,19 @@ def ingest(
     raise typer.Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
 
 
-def _run_ingest(source: str, dest: str, on_progress: Any, no_prefect: bool) -> dict[str, Any]:
+def _run_ingest(
+    source: str, dest: str, on_progress: Any, no_prefect: bool, lookback_days: int | None
+) -> dict[str, Any]:
     if no_prefect:
         from flows.ingest import run_ingest
 
-        return run_ingest(source, dest, progress=on_progress).as_json()
+        return run_ingest(source, dest, progress=on_progress, lookback_days=lookback_days).as_json()
     from flows.ingest import ingest as ingest_flow
     from flows.ingest import set_progress_hook
 
     set_progress_hook(on_progress)
     try:
-        result: dict[str, Any] = ingest_flow(source, dest)
+        result: dict[str, Any] = ingest_flow(source, dest, lookback_days=lookback_days)
     finally:
         set_progress_hook(None)
     return result
@@ -121,6 +135,23 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         _out.print(
             f"Glue table {entry['database']}.{entry['table']}: {entry['action']}", highlight=False
         )
+    source, table = summary["requests"]["source"], summary["requests"]["table"]
+    units = (
+        f"{summary['units']:,} units ({summary['units_failed']} failed); "
+        if "units" in summary
+        else ""
+    )
+    requests = (
+        f"; S3 requests: {source['list']:,} LIST and {source['get']:,} GET on the logs, "
+        f"{table['total']:,} on the table"
+        if source["total"] + table["total"]
+        else ""
+    )
+    _out.print(
+        f"{units}{summary['days_listed']:,} day folders listed, {summary['days_complete']:,} "
+        f"already complete{requests}.",
+        highlight=False,
+    )
     _print_problems(summary)
     if summary.get("objects_quarantined"):
         _out.print(
@@ -412,6 +443,131 @@ def register(
         for problem in done.problems[:20]:
             _out.print(f"  {problem.key}: {problem.reason}", highlight=False)
     raise typer.Exit(EXIT_PROBLEMS if done.problems else EXIT_OK)
+
+
+@app.command()
+def backfill(
+    source: Annotated[str, typer.Argument(help="Folder or s3:// URL holding AWSLogs/… objects.")],
+    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (events/ below).")],
+    start: Annotated[
+        datetime, typer.Option("--start", formats=["%Y-%m-%d"], help="First delivery day.")
+    ],
+    end: Annotated[
+        datetime, typer.Option("--end", formats=["%Y-%m-%d"], help="Last delivery day (included).")
+    ],
+    account: Annotated[
+        list[str] | None, typer.Option("--account", help="Only this account (repeatable).")
+    ] = None,
+    region: Annotated[
+        list[str] | None, typer.Option("--region", help="Only this region (repeatable).")
+    ] = None,
+    dask: Annotated[
+        str | None,
+        typer.Option(
+            "--dask",
+            help="Run units on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' "
+            "(a LocalCluster here). Default: CTPARQUET_DASK_ADDRESS, else threads here.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+    no_prefect: Annotated[
+        bool,
+        typer.Option("--no-prefect", help="Run the units one by one without Prefect."),
+    ] = False,
+) -> None:
+    """Convert the delivery days START..END of the trail under SOURCE into DEST (resumable)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("[bold]backfill"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("units"),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=True,
+        disable=as_json or not _err.is_terminal,
+    ) as bar:
+        job = bar.add_task("backfill", total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(job, completed=done, total=total)
+
+        try:
+            summary = _run_backfill(
+                source=source,
+                dest=dest,
+                start=start.date(),
+                end=end.date(),
+                accounts=account,
+                regions=region,
+                dask=dask,
+                no_prefect=no_prefect,
+                on_progress=on_progress,
+            )
+        except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
+            _fail(error, as_json)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
+    if as_json:
+        _out.file.write(json.dumps(summary) + "\n")
+    else:
+        _print_ingest(summary)
+    raise typer.Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
+
+
+def _run_backfill(
+    *,
+    source: str,
+    dest: str,
+    start: date,
+    end: date,
+    accounts: list[str] | None,
+    regions: list[str] | None,
+    dask: str | None,
+    no_prefect: bool,
+    on_progress: Any,
+) -> dict[str, Any]:
+    from flows.backfill import run_backfill, set_progress_hook, with_dask
+    from flows.settings import Settings
+
+    if no_prefect:
+        return run_backfill(
+            source, dest, start, end, accounts=accounts, regions=regions, progress=on_progress
+        ).as_json()
+    settings = Settings()  # read from the environment
+    address = dask or settings.dask_address
+    with _prefect_api_for_workers(address):
+        set_progress_hook(on_progress)
+        try:
+            result: dict[str, Any] = with_dask(address, settings)(
+                source, dest, start, end, accounts=accounts, regions=regions
+            )
+        finally:
+            set_progress_hook(None)
+    return result
+
+
+@contextlib.contextmanager
+def _prefect_api_for_workers(address: str | None) -> Iterator[None]:
+    """Give Dask workers a running Prefect API: else each starts its own (10+ s apiece)."""
+    if not address or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = SubprocessASGIServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=5)  # the run's last logs, while the server listens
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+        server.stop()
 
 
 def _fail(error: Exception, as_json: bool) -> NoReturn:

@@ -136,7 +136,7 @@ def run_redrive(
     redrive_one: Callable[..., RedriveOutcome] | None = None,
 ) -> RedriveSummary:
     """Re-drive every quarantine file under ``dest_url``; return what it did."""
-    settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = settings or Settings()
     started = time.perf_counter()
     dest = Storage(dest_url, **storage_options(dest_url, settings, writes=True))
     summary = RedriveSummary(
@@ -180,9 +180,11 @@ def redrive_file(dest: Storage, path: str, *, settings: Settings) -> RedriveOutc
             outcome.problems.append(Problem(entry.url, f"could not read object: {data!r}"))
             continue
         if len(data) != entry.size:
-            outcome.objects_replaced += 1  # A new version: ingest converts it as new.
-            continue
-        only: RecordSelection | None = selection_of(entry) if digest(data) == entry.sha256 else None
+            # A new version, converted whole here: its day folder may be closed, and a
+            # closed folder is never listed by ingest again. eventIDs already in keep out.
+            outcome.objects_replaced += 1
+        same_bytes = len(data) == entry.size and digest(data) == entry.sha256
+        only: RecordSelection | None = selection_of(entry) if same_bytes else None
         retried.append((entry, LogBytes(entry.url, data, _region_of(entry.url), only)))
 
     name = "r" + batch_id(

@@ -1,4 +1,4 @@
-"""Settings, read once from the environment (prefix ``CTPARQUET_``)."""
+"""Settings, read once from the environment (prefix ``CTPARQUET_``), each field described."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CTPARQUET_", extra="ignore")
 
     batch_bytes: int = Field(
-        4 * 1024 * 1024,
+        default=4 * 1024 * 1024,
         description=(
             "Compressed bytes of log objects converted together. Bounds memory (measured "
             "peak RSS on 200k events: 4 MiB -> 0.58 GB, 8 MiB -> 0.70 GB, 32 MiB -> "
@@ -23,13 +23,13 @@ class Settings(BaseSettings):
         gt=0,
     )
     batch_objects: int = Field(
-        5_000, description="Most log objects in one batch, however small they are.", gt=0
+        default=5_000, description="Most log objects in one batch, however small they are.", gt=0
     )
     row_group_rows: int = Field(
-        122_880, description="Rows per Parquet row group in written files.", gt=0
+        default=122_880, description="Rows per Parquet row group in written files.", gt=0
     )
     workers: int = Field(
-        1,
+        default=1,
         description=(
             "Processes decoding batches in parallel (use the machine's cores). Writing "
             "stays in one process, batch after batch, so de-duplication sees every write."
@@ -37,18 +37,102 @@ class Settings(BaseSettings):
         gt=0,
     )
     read_concurrency: int = Field(
-        16, description="Log objects fetched at once from storage (S3 latency hiding).", gt=0
+        default=16,
+        description="Log objects fetched at once from storage (S3 latency hiding).",
+        gt=0,
+    )
+
+    lookback_days: int = Field(
+        default=2,
+        description=(
+            "Delivery-date folders an ingest run lists: today and the days before it "
+            "(2 = today and yesterday). CloudTrail's folder date is the delivery date, and "
+            "late deliveries land in the current folder, so a short window sees every new "
+            "object. 0 lists every delivery day under the source (a first catch-up run)."
+        ),
+        ge=0,
+    )
+    settle_minutes: int = Field(
+        default=60,
+        description=(
+            "How long after its name's time (or its upload) an object must be before the "
+            "listing mark moves past it, and how long after midnight UTC a day folder is "
+            "taken as closed. Objects younger than this are re-listed (not re-read) next run."
+        ),
+        ge=0,
+    )
+    discovery_depth: int = Field(
+        default=3,
+        description=(
+            "Folder levels searched for AWSLogs/ when the source is above it (a trail's "
+            "custom S3 key prefix); one delimiter listing per folder visited."
+        ),
+        ge=0,
+    )
+
+    s3_retry_mode: Literal["standard", "adaptive"] = Field(
+        default="standard",
+        description=(
+            "botocore retry mode for every S3 call (s3fs and boto3 alike): 'standard' (AWS's "
+            "recommendation) retries throttling, 5xx and connection errors with jittered "
+            "exponential backoff; 'adaptive' also rate-limits the client after throttling."
+        ),
+    )
+    s3_max_attempts: int = Field(
+        default=10,
+        description="Attempts per S3 request (first try included) on throttling and 5xx.",
+        gt=0,
+    )
+    aws_credentials_block: str | None = Field(
+        default=None,
+        description=(
+            "Name of a prefect-aws AwsCredentials block to use instead of the default AWS "
+            "credential chain (environment, profile, instance or task role)."
+        ),
+    )
+
+    lock_ttl_seconds: float = Field(
+        default=120.0,
+        description=(
+            "Life of a lock on a table partition while a batch writes it; a lock left by a "
+            "killed run is taken over after this long."
+        ),
+        gt=0,
+    )
+    lock_wait_seconds: float = Field(
+        default=900.0,
+        description="Longest wait for a partition lock another run holds before failing.",
+        gt=0,
+    )
+
+    backfill_concurrency: int = Field(
+        default=8,
+        description="Backfill units (account, region, day) converted at the same time.",
+        gt=0,
+    )
+    dask_address: str | None = Field(
+        default=None,
+        description=(
+            "Dask scheduler the backfill runs its units on (tcp://host:8786), or 'local' for "
+            "a distributed.LocalCluster on this machine; unset runs them in this process."
+        ),
+    )
+    dask_local_workers: int = Field(
+        default=2,
+        description="Worker processes of the LocalCluster started for --dask local.",
+        gt=0,
     )
     glue_database: str | None = Field(
-        None,
+        default=None,
         description=(
             "Glue database of the tables. With glue_table set, every ingest run registers "
             "the tables it wrote when missing, outdated or not projecting a region it wrote."
         ),
     )
-    glue_table: str | None = Field(None, description="Glue table name of the events table.")
+    glue_table: str | None = Field(default=None, description="Glue table name of the events table.")
     glue_insights_table: str | None = Field(
-        None, description="Glue table name of the Insights table (default: <glue_table>_insights)."
+        default=None,
+        description="Glue table name of the Insights table (default: <glue_table>_insights).",
     )
     glue_regions: list[str] = Field(
         default_factory=list,
@@ -58,38 +142,26 @@ class Settings(BaseSettings):
         ),
     )
     athena_workgroup: str | None = Field(
-        None,
+        default=None,
         description=(
             "Register by running DDL in this Athena workgroup instead of with Glue's API "
             "(for accounts that allow catalog changes only through Athena)."
         ),
     )
     athena_output: str | None = Field(
-        None, description="s3:// URL for Athena's query results, if the workgroup sets none."
+        default=None,
+        description="s3:// URL for Athena's query results, if the workgroup sets none.",
     )
 
-    # --- Faults and encryption (issue 7) ---------------------------------------------------
-    s3_retry_mode: Literal["standard", "adaptive"] = Field(
-        "standard",
-        description=(
-            "botocore retry mode for S3: 'standard' (AWS's recommendation) retries throttling, "
-            "5xx and connection errors with jittered exponential backoff; 'adaptive' also "
-            "rate-limits the client after throttling (AWS calls it experimental)."
-        ),
-    )
-    s3_max_attempts: int = Field(
-        10,
-        description="Attempts per S3 request (first try included) on throttling and 5xx.",
-        gt=0,
-    )
+    # --- Encryption of what the pipeline writes (issue 7) ---------------------------------
     sse_kms_key_id: str | None = Field(
-        None,
+        default=None,
         description=(
             "KMS key (id, ARN or alias ARN) for SSE-KMS on every object written under an "
             "s3:// destination. Unset: the bucket's default encryption applies."
         ),
     )
     sse_kms_bucket_key: bool = Field(
-        True,
+        default=True,
         description="Use an S3 Bucket Key with SSE-KMS (far fewer KMS requests, lower cost).",
     )

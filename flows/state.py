@@ -1,23 +1,37 @@
 """What has been converted, recorded beside the table so any worker can resume.
 
-One small JSON file per converted batch, written *after* the batch's data: a run
-killed in between reconverts the batch, and the table's de-duplication by
-eventID keeps each event once.
+Two records, both in the destination:
+
+- ``_state/converted/<batch>.json``: what one batch converted, written *after*
+  its data (an audit trail; a run killed in between reconverts the batch and
+  the table's de-duplication by eventID keeps each event once).
+- ``_state/days/<source folder>/YYYY/MM/DD.json``: per delivery-day folder of a
+  trail, the listing mark (every key up to it is done: the next listing starts
+  after it), the done keys above the mark, and whether the day is complete.
+  Runs read it to list only what is new; it is replaced only with conditional
+  writes, merged on conflict, so racing runs never lose each other's progress.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from datetime import UTC, datetime
+import posixpath
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 
 from flows.storage import Storage, StoredObject
 
 STATE_FOLDER = "_state/converted"
+DAYS_FOLDER = "_state/days"
+
+_NAME_TIME = re.compile(r"_(\d{8}T\d{4})Z_")
+"""CloudTrail names objects ``ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz``."""
 
 
 def converted_objects(dest: Storage) -> set[tuple[str, int]]:
-    """(object URL, size) of every object a finished batch converted."""
+    """(object URL, size) of every object a finished batch converted (reads every manifest)."""
     folder = dest.path(STATE_FOLDER)
     if not dest.exists(folder):
         return set()
@@ -43,3 +57,119 @@ def record_converted(
     dest.write_atomically(
         dest.path(STATE_FOLDER, f"{batch}.json"), json.dumps(manifest, indent=0).encode()
     )
+
+
+@dataclass
+class DayState:
+    """Progress through one delivery-day folder (keys are object names within it)."""
+
+    mark: str | None = None
+    """Every object name up to and including this one is done; list after it."""
+    done: set[str] = field(default_factory=set)
+    """Names above the mark that are done (recent objects, kept until they settle)."""
+    complete: bool = False
+    """The day is over and everything in it is done: never listed again."""
+
+    def is_done(self, name: str) -> bool:
+        return (self.mark is not None and name <= self.mark) or name in self.done
+
+    def merged(self, other: DayState) -> DayState:
+        """Progress of both (each mark means 'all up to here done', so the later one holds)."""
+        marks = [m for m in (self.mark, other.mark) if m is not None]
+        mark = max(marks) if marks else None
+        done = {n for n in self.done | other.done if mark is None or n > mark}
+        return DayState(mark, done, self.complete or other.complete)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {"mark": self.mark, "done": sorted(self.done), "complete": self.complete}, indent=0
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> DayState:
+        found = json.loads(data)
+        return cls(found.get("mark"), set(found.get("done", [])), bool(found.get("complete")))
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An object name seen in a day folder this run, and whether it is old enough to pass."""
+
+    name: str
+    settled: bool
+
+
+def advance(state: DayState, listed: Sequence[Listed], *, day_closed: bool) -> DayState:
+    """Move the mark over the longest run of done, settled names; the rest stays in ``done``.
+
+    The mark never passes an object that is not done (a failed read is retried)
+    nor a young one: CloudTrail may still upload an object whose name sorts before
+    a young name, and a listing that starts after the mark would never see it.
+    """
+    mark = state.mark
+    for item in sorted(listed, key=lambda i: i.name):
+        if mark is not None and item.name <= mark:
+            continue
+        if not (item.settled and state.is_done(item.name)):
+            break
+        mark = item.name
+    done = {n for n in state.done if mark is None or n > mark}
+    complete = day_closed and all(state.is_done(i.name) for i in listed)
+    return DayState(mark, done, state.complete or complete)
+
+
+def settled(obj: StoredObject, name: str, now: datetime, settle: timedelta) -> bool:
+    """Is an object older than the settle margin (by its name's time, else its upload)?"""
+    match = _NAME_TIME.search(name)
+    if match:
+        stamp = datetime.strptime(match[1], "%Y%m%dT%H%M").replace(tzinfo=UTC)
+    elif obj.modified is not None:
+        stamp = obj.modified
+    else:
+        return False
+    return stamp <= now - settle
+
+
+def day_closed(day: date, now: datetime, settle: timedelta) -> bool:
+    """No object can land in a delivery folder any more: its day ended ``settle`` ago."""
+    end = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+    return now >= end + settle
+
+
+def day_state_path(dest: Storage, trail_key: str, day: date) -> str:
+    """Where the state of a trail folder's delivery day lives in the destination."""
+    return dest.path(DAYS_FOLDER, trail_key, f"{day:%Y/%m/%d}.json")
+
+
+def load_day(dest: Storage, path: str) -> tuple[DayState, str | None]:
+    """A day's state and its version tag (None: no state yet)."""
+    found = dest.read_versioned(path)
+    if found is None:
+        return DayState(), None
+    return DayState.from_json(found[0]), found[1]
+
+
+def save_day(
+    dest: Storage, path: str, state: DayState, version: str | None, *, attempts: int = 20
+) -> tuple[DayState, str]:
+    """Write ``state`` over ``version``; on a conflict merge with what is there and retry.
+
+    Returns what was written and its version. Merging is safe because state only
+    grows: a mark says everything before it is done, whoever wrote it.
+    """
+    for _ in range(attempts):
+        data = state.to_json()
+        if version is None:
+            written = dest.create_exclusive(path, data)
+        else:
+            written = dest.replace_if(path, data, version)
+        if written is not None:
+            return state, written
+        theirs, version = load_day(dest, path)
+        state = state.merged(theirs)
+    raise RuntimeError(f"could not update {dest.url(path)} after {attempts} conflicting writes")
+
+
+def trail_key(path: str) -> str:
+    """A trail folder as a relative path under the state folder (bucket and key, no root)."""
+    return posixpath.normpath(path).lstrip("/")

@@ -1,29 +1,78 @@
-"""Every byte in or out goes through fsspec, so a local folder and ``s3://`` work alike."""
+"""Every byte in or out goes through fsspec, so a local folder and ``s3://`` work alike.
+
+On S3 the few operations that decide correctness or cost are spoken to the API
+directly (through s3fs's client, so retries, credentials and request counting
+are the same everywhere): delimiter and ``StartAfter`` listings, conditional
+writes (``If-None-Match: *`` to create, ``If-Match: ETag`` to replace) and
+refusals turned into errors naming the bucket, key and IAM action. Local folders
+get the same semantics from the operating system (hard links, ``flock``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
 import posixpath
 import uuid
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import fsspec
+from fsspec.asyn import sync
 from fsspec.core import url_to_fs
+from fsspec.utils import get_protocol
+
+from flows.aws import RequestCounter, access_denied, s3fs_options, sse_kms_arguments
+from flows.settings import Settings
 
 
 @dataclass(frozen=True)
 class StoredObject:
     path: str
     size: int
+    modified: datetime | None = None
+
+
+@dataclass
+class Listing:
+    """One level of a folder: its sub-folders and its files (a delimiter listing)."""
+
+    folders: list[str] = field(default_factory=list)
+    files: list[StoredObject] = field(default_factory=list)
 
 
 class Storage:
     """A folder (local path or URL) and the filesystem that holds it."""
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        settings: Settings | None = None,
+        counter: RequestCounter | None = None,
+        **options: Any,
+    ) -> None:
+        self.settings = settings or Settings()  # from the environment
+        self.counter = counter or RequestCounter()
+        self.is_s3 = get_protocol(url) in ("s3", "s3a")
+        self.put_arguments: dict[str, Any] = {}
+        """Added to every PUT: SSE-KMS under the configured key (issue 7)."""
+        if self.is_s3:
+            options = {**s3fs_options(self.settings, self.counter), **options}
+            if self.settings.sse_kms_key_id:
+                self.put_arguments = sse_kms_arguments(self.settings)
+                options["s3_additional_kwargs"] = self.put_arguments
         self.fs: fsspec.AbstractFileSystem
         self.fs, root = url_to_fs(url, **options)
+        if self.is_s3:
+            # botocore is the one retry layer (throttling, 5xx, connection errors): s3fs's
+            # own retry loop would multiply its attempts.
+            self.fs.retries = 1
         self.root = root.rstrip("/")
         self.is_local = "file" in _protocols(self.fs)
 
@@ -35,47 +84,261 @@ class Storage:
         path = self.root if path is None else path
         return path if self.is_local else self.fs.unstrip_protocol(path)
 
+    def requests(self) -> Counter[str]:
+        """S3 requests made through this storage so far, by operation."""
+        return self.counter.snapshot()
+
+    # Listing
+
     def list_files(self, under: str | None = None) -> Iterator[StoredObject]:
         """Every file below ``under`` (default: the root), in key order."""
+        if self.is_s3:
+            yield from self.list_after(under or self.root)
+            return
         found = self.fs.find(under or self.root, detail=True)
         for path in sorted(found):
             info = found[path]
             if info.get("type") == "file":
                 yield StoredObject(path, int(info.get("size") or 0))
 
+    def list_dir(self, folder: str) -> Listing:
+        """The sub-folders and files directly in ``folder`` (one delimiter LIST per 1,000)."""
+        listing = Listing()
+        if self.is_s3:
+            bucket, key = self._split(folder)
+            prefix = f"{key.rstrip('/')}/" if key else ""
+            for page in self._pages(bucket, prefix, Delimiter="/"):
+                listing.folders += [
+                    f"{bucket}/{p['Prefix'].rstrip('/')}" for p in page.get("CommonPrefixes", [])
+                ]
+                listing.files += [_s3_object(bucket, o) for o in page.get("Contents", [])]
+            return listing
+        try:
+            entries = self.fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            return listing
+        for entry in sorted(entries, key=lambda e: str(e["name"])):
+            if entry["type"] == "directory":
+                listing.folders.append(entry["name"])
+            else:
+                listing.files.append(_local_object(entry))
+        return listing
+
+    def list_after(self, folder: str, start_after: str | None = None) -> list[StoredObject]:
+        """Every file below ``folder`` whose path sorts after ``start_after``, in key order.
+
+        On S3 this is ``ListObjectsV2`` with ``StartAfter``: objects already seen cost
+        nothing to skip, however many there are.
+        """
+        if self.is_s3:
+            bucket, key = self._split(folder)
+            prefix = f"{key.rstrip('/')}/" if key else ""
+            extra = {"StartAfter": self._split(start_after)[1]} if start_after else {}
+            return [
+                _s3_object(bucket, o)
+                for page in self._pages(bucket, prefix, **extra)
+                for o in page.get("Contents", [])
+            ]
+        try:
+            found = self.fs.find(folder, detail=True)
+        except FileNotFoundError:
+            return []
+        return [
+            _local_object(found[path])
+            for path in sorted(found)
+            if found[path].get("type") == "file" and (start_after is None or path > start_after)
+        ]
+
+    # Reading
+
     def read_many(self, paths: list[str]) -> dict[str, bytes | Exception]:
         """Fetch many objects at once; a failed read is returned, not raised."""
         if not paths:
             return {}
-        fetched = self.fs.cat(paths, on_error="return")
+        extra = {"batch_size": self.settings.read_concurrency} if self.is_s3 else {}
+        fetched = self.fs.cat(paths, on_error="return", **extra)
         if not isinstance(fetched, dict):  # a single path comes back bare
             fetched = {paths[0]: fetched}
+        if self.is_s3:
+            for path, value in fetched.items():
+                if isinstance(value, PermissionError):
+                    fetched[path] = access_denied(value, *self._split(path), "GetObject")
         return fetched
 
     def read(self, path: str) -> bytes:
+        if self.is_s3:
+            found = self.read_versioned(path)
+            if found is None:
+                raise FileNotFoundError(self.url(path))
+            return found[0]
         data: bytes = self.fs.cat_file(path)
         return data
+
+    def read_versioned(self, path: str) -> tuple[bytes, str] | None:
+        """An object's bytes and version tag (ETag), or None if there is no such object."""
+        if self.is_s3:
+            bucket, key = self._split(path)
+            try:
+                response = self._call("get_object", bucket, key, Bucket=bucket, Key=key)
+            except FileNotFoundError:
+                return None
+            body = response["Body"]
+            data = _read_body(self.fs, body)
+            return data, str(response["ETag"])
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            return None
+        return data, _digest(data)
 
     def exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
 
+    # Writing
+
     def write_atomically(self, path: str, data: bytes) -> None:
-        """Readers see the whole file or none: write beside the table, then move into place."""
+        """Readers see the whole file or none (an S3 PUT is; locally, write aside then rename)."""
+        if self.is_s3:
+            bucket, key = self._split(path)
+            self._call("put_object", bucket, key, Bucket=bucket, Key=key, Body=data)
+            return
         staging = self.path("_staging", f"{uuid.uuid4().hex}.tmp")
-        self._make_folder(posixpath.dirname(staging))
+        self.fs.makedirs(posixpath.dirname(staging), exist_ok=True)
         self.fs.pipe_file(staging, data)
-        self._make_folder(posixpath.dirname(path))
+        self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
         self.fs.mv(staging, path)
 
-    def _make_folder(self, folder: str) -> None:
-        # Issue 7: only local folders need creating. On S3, s3fs's makedirs probes the bucket
-        # (HeadBucket, GetBucketLocation, then CreateBucket): rights a least-privilege role
-        # confined to its prefix does not have, and two requests per write for nothing.
-        if self.is_local:
-            self.fs.makedirs(folder, exist_ok=True)
+    def create_exclusive(self, path: str, data: bytes) -> str | None:
+        """Write ``path`` only if no object is there; its new version tag, or None if one was."""
+        if self.is_s3:
+            bucket, key = self._split(path)
+            try:
+                response = self._call(
+                    "put_object", bucket, key, Bucket=bucket, Key=key, Body=data, IfNoneMatch="*"
+                )
+            except FileExistsError:
+                return None
+            except OSError as error:
+                if _precondition_failed(error):
+                    return None
+                raise
+            return str(response["ETag"])
+        os.makedirs(posixpath.dirname(path), exist_ok=True)
+        staging = f"{path}.{uuid.uuid4().hex}.tmp"
+        with open(staging, "wb") as file:
+            file.write(data)
+        try:
+            os.link(staging, path)  # atomic, and fails if the name is taken
+        except FileExistsError:
+            return None
+        finally:
+            os.unlink(staging)
+        return _digest(data)
+
+    def replace_if(self, path: str, data: bytes, version: str) -> str | None:
+        """Overwrite ``path`` only if it is still at ``version``; the new tag, or None if not."""
+        if self.is_s3:
+            bucket, key = self._split(path)
+            try:
+                response = self._call(
+                    "put_object", bucket, key, Bucket=bucket, Key=key, Body=data, IfMatch=version
+                )
+            except (FileNotFoundError, FileExistsError):
+                return None
+            except OSError as error:
+                if _precondition_failed(error):
+                    return None
+                raise
+            return str(response["ETag"])
+        with _local_mutex(path):
+            current = self.read_versioned(path)
+            if current is None or current[1] != version:
+                return None
+            staging = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(staging, "wb") as file:
+                file.write(data)
+            os.replace(staging, path)
+        return _digest(data)
 
     def remove(self, path: str) -> None:
-        self.fs.rm_file(path)
+        if self.is_s3:
+            bucket, key = self._split(path)
+            self._call("delete_object", bucket, key, Bucket=bucket, Key=key)
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(path)
+
+    # S3 plumbing
+
+    def _split(self, path: str) -> tuple[str, str]:
+        bucket, key, _ = self.fs.split_path(path)
+        return str(bucket), str(key)
+
+    def _call(self, method: str, bucket: str, key: str, **kwargs: Any) -> Any:
+        if method == "put_object":
+            kwargs.update(self.put_arguments)
+        try:
+            return self.fs.call_s3(method, **kwargs)
+        except PermissionError as error:
+            operation = "".join(part.capitalize() for part in method.split("_"))
+            raise access_denied(error, bucket, key, operation) from error
+
+    def _pages(self, bucket: str, prefix: str, **extra: Any) -> Iterator[dict[str, Any]]:
+        token: dict[str, str] = {}
+        while True:
+            page = self._call(
+                "list_objects_v2", bucket, prefix, Bucket=bucket, Prefix=prefix, **extra, **token
+            )
+            yield page
+            if not page.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+
+def _s3_object(bucket: str, entry: dict[str, Any]) -> StoredObject:
+    return StoredObject(f"{bucket}/{entry['Key']}", int(entry["Size"]), entry.get("LastModified"))
+
+
+def _local_object(entry: dict[str, Any]) -> StoredObject:
+    modified = entry.get("mtime")
+    return StoredObject(
+        entry["name"],
+        int(entry.get("size") or 0),
+        datetime.fromtimestamp(modified, UTC) if modified is not None else None,
+    )
+
+
+def _read_body(fs: Any, body: Any) -> bytes:
+    async def read() -> bytes:
+        async with body:
+            data: bytes = await body.read()
+            return data
+
+    result: bytes = sync(fs.loop, read)
+    return result
+
+
+def _precondition_failed(error: OSError) -> bool:
+    cause = error.__cause__
+    response = getattr(cause, "response", None) or {}
+    return bool(response.get("Error", {}).get("Code") == "PreconditionFailed")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _local_mutex(path: str) -> Iterator[None]:
+    """Serialise compare-and-swap on one local file across processes (an ``flock``)."""
+    os.makedirs(posixpath.dirname(path), exist_ok=True)
+    with open(f"{path}.mutex", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:

@@ -9,6 +9,9 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+# Fixtures are dated in the past: a run lists every delivery day unless a test sets a window
+# (the production default, today and yesterday, is tested on its own).
+os.environ.setdefault("CTPARQUET_LOOKBACK_DAYS", "0")
 
 SHARED_DATA = Path(
     os.environ.get("CTPARQUET_SHARED_DATA", Path(__file__).parents[1] / ".." / "shared" / "data")

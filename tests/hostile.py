@@ -298,8 +298,8 @@ def build_hostile_corpus(root: Path) -> HostileCorpus:
     w.put("bom", gzip.compress(b"\xef\xbb\xbf" + encoded([event("bom1")])))
     w.good("bom1")
 
-    # A key that is no CloudTrail log: reported every run, never guessed at.
-    stray = root / "AWSLogs" / ACCOUNT / "notes.txt"
+    # A key that is no CloudTrail log, in a folder the ingest lists: reported, never guessed at.
+    stray = root / FOLDER.format(region="us-east-1", day="06") / "notes.txt"
     stray.write_text(f"not a log {CANARY}")
     corpus.unrecognised.append(stray.relative_to(root).as_posix())
     return corpus

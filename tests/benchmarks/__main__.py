@@ -63,7 +63,7 @@ def run_ours(source: Path, out: Path, threads: int) -> dict[str, int]:
     from flows.ingest import run_ingest
     from flows.settings import Settings
 
-    settings = Settings(workers=threads)  # type: ignore[call-arg]
+    settings = Settings(workers=threads)
     summary = run_ingest(str(source / "AWSLogs"), str(out), settings=settings)
     return {"events": summary.events_read}
 

@@ -22,7 +22,7 @@ def small_files_table(tmp_path) -> Path:
     corpus = generate_corpus(
         tmp_path / "logs", seed=99, events=2500, days=3, regions=("us-east-1",)
     )
-    settings = Settings(batch_bytes=32 * 1024, batch_objects=3)  # type: ignore[call-arg]
+    settings = Settings(batch_bytes=32 * 1024, batch_objects=3)
     run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path / "lake"), settings=settings)
     lake: Path = tmp_path / "lake"
     return lake
@@ -63,7 +63,7 @@ def test_a_large_partition_becomes_files_of_the_target_size_with_disjoint_times(
     corpus = generate_corpus(
         tmp_path / "logs", seed=5, events=40_000, days=1, regions=("us-east-1",)
     )
-    settings = Settings(batch_bytes=256 * 1024)  # type: ignore[call-arg]
+    settings = Settings(batch_bytes=256 * 1024)
     run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path / "lake"), settings=settings)
     events = tmp_path / "lake" / "events"
     folder, small = max(files_by_partition(events).items(), key=lambda kv: len(kv[1]))

@@ -58,7 +58,7 @@ def test_the_flow_converts_records_state_and_skips_on_the_next_run(prefect_harne
     assert first["objects_converted"] == 2
     assert first["events_written"] == 2
     assert first["duplicates_dropped"] == 1
-    assert first["objects_skipped"] == {"digest": 1}
+    assert first["objects_skipped"] == {}  # digests are never listed: only CloudTrail/ folders
     assert [p["key"].endswith("broken.json.gz") for p in first["problems"]] == [True]
     table = read_table(dest / "events")
     assert sorted(table["eventid"]) == ["e1", "e2"]
@@ -67,8 +67,14 @@ def test_the_flow_converts_records_state_and_skips_on_the_next_run(prefect_harne
 
     second = ingest(str(logs), str(dest))
     assert second["objects_converted"] == 0
-    assert second["objects_skipped"] == {"already_converted": 3, "digest": 1}
+    assert second["days_complete"] == 2  # both delivery days are over and done: not listed
     assert read_table(dest / "events").height == 2
+
+    from prefect.artifacts import Artifact
+
+    report = str(getattr(Artifact.get("cloudtrail-ingest-report"), "data", ""))
+    assert "| Objects seen / converted | 0 / 0 |" in report
+    assert "Requests to the logs (LIST / GET / other)" in report
 
 
 def test_a_late_redelivery_in_a_later_run_does_not_duplicate(logs, tmp_path):
@@ -110,7 +116,8 @@ def test_cli_json_summary_is_the_last_stdout_line(logs, tmp_path):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["objects_converted"] == 2
     assert summary["events_written"] == 2
-    assert summary["objects_skipped"] == {"digest": 1}
+    assert summary["objects_skipped"] == {}
+    assert summary["days_listed"] == 2
     assert summary["problems"][0]["reason"].startswith("not valid JSON")
     assert summary["events_table"] == str(tmp_path / "lake" / "events")
 
@@ -120,7 +127,7 @@ def test_cli_human_summary_and_exit_status(logs, tmp_path):
     result = CliRunner().invoke(app, ["ingest", str(logs), str(tmp_path / "lake"), "--no-prefect"])
     assert result.exit_code == EXIT_OK, result.output
     assert "Wrote 2 events" in result.stdout
-    assert "1 digest" in result.stdout
+    assert "2 day folders listed" in result.stdout
 
 
 def test_cli_refuses_a_destination_inside_the_source(logs):

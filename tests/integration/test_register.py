@@ -189,7 +189,7 @@ def test_the_register_command_exits_3_when_data_would_be_hidden(glue, s3):
 def test_ingest_registers_its_tables_when_configured(glue, tmp_path):
     write_logs(tmp_path, hand_made_records())
     write_logs(tmp_path, insight_records(), kind="CloudTrail-Insight")
-    settings = Settings(glue_database="security", glue_table="trail")  # type: ignore[call-arg]
+    settings = Settings(glue_database="security", glue_table="trail")
     first = run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings)
     assert first.problems == []
     assert [(c["table"], c["action"]) for c in first.catalog] == [
@@ -214,7 +214,7 @@ def test_ingest_registers_its_tables_when_configured(glue, tmp_path):
 
 def test_ingest_reports_a_failed_registration_as_a_problem(s3, tmp_path):
     write_logs(tmp_path, hand_made_records())
-    settings = Settings(glue_database="security", glue_table="trail")  # type: ignore[call-arg]
+    settings = Settings(glue_database="security", glue_table="trail")
     summary = run_ingest(str(tmp_path / "AWSLogs"), str(tmp_path / "local"), settings=settings)
     assert summary.events_written > 0
     assert [p.key for p in summary.problems] == ["glue:security.trail"]
@@ -320,9 +320,7 @@ def test_an_athena_update_widens_the_properties_and_never_rewrites_columns(
 
 def test_ingest_can_register_through_athena(glue, s3, tmp_path):
     write_logs(tmp_path, hand_made_records())
-    settings = Settings(  # type: ignore[call-arg]
-        glue_database="security", glue_table="trail", athena_workgroup="primary"
-    )
+    settings = Settings(glue_database="security", glue_table="trail", athena_workgroup="primary")
     summary = run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings)
     assert [(c["table"], c["action"], c["via"]) for c in summary.catalog] == [
         ("trail", "created", "athena")

@@ -1,0 +1,229 @@
+"""The backfill flow: history on demand, one (account, region, delivery day) unit per task.
+
+Units are planned with delimiter listings (no object listed to plan), then
+converted as Prefect tasks, at most ``backfill_concurrency`` at a time, on the
+flow's task runner: threads in this process, or a Dask cluster through
+prefect-dask (``CTPARQUET_DASK_ADDRESS``, or ``--dask`` on the CLI). Each unit
+uses the same state as ``ingest`` (its day folder's mark), so a rerun does only
+what is missing and ingest and backfill never convert an object twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from prefect import Flow, flow, get_run_logger, task
+from prefect.cache_policies import NONE as NO_CACHE
+from prefect.futures import PrefectFuture, as_completed
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from flows.batch import EVENTS_FOLDER
+from flows.incremental import convert_days, new_summary, plan_days
+from flows.ingest import open_storages, publish_report
+from flows.listing import DayFolder, day_folders, days_between, discover
+from flows.report import RunSummary
+from flows.settings import Settings
+from flows.storage import Storage
+from transforms.errors import PipelineError, Problem
+
+log = logging.getLogger(__name__)
+
+UnitProgress = Callable[[int, int], None]
+"""Called with (units done, units planned)."""
+
+
+class BackfillRangeError(PipelineError):
+    """The backfill's dates are not a range (start after end)."""
+
+
+def plan_units(
+    source: Storage,
+    start: date,
+    end: date,
+    *,
+    accounts: list[str] | None = None,
+    regions: list[str] | None = None,
+) -> list[DayFolder]:
+    """The (account, region, day) folders to convert: trails discovered, days in the range."""
+    if start > end:
+        raise BackfillRangeError(f"start {start} is after end {end}", key=source.url())
+    found = discover(source, accounts=accounts, regions=regions)
+    days = [d for d in days_between(start, end) if found.admits(d)]
+    return day_folders(found.trails, days)
+
+
+def run_unit(
+    source_url: str, dest_url: str, unit: DayFolder, settings: Settings, now: datetime
+) -> RunSummary:
+    """Convert what is not done yet in one day folder (wherever this runs: a thread, a worker)."""
+    source, dest = open_storages(source_url, dest_url, settings)
+    summary = new_summary(source, dest, EVENTS_FOLDER)
+    started = time.perf_counter()
+    works = plan_days(source, dest, [unit], summary, now)
+    convert_days(source, dest, works, summary, settings=settings, now=now)
+    summary.source_requests.update(source.requests())
+    summary.table_requests.update(dest.requests())
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def run_backfill(
+    source_url: str,
+    dest_url: str,
+    start: date,
+    end: date,
+    *,
+    accounts: list[str] | None = None,
+    regions: list[str] | None = None,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+    progress: UnitProgress | None = None,
+) -> RunSummary:
+    """The backfill as plain Python, one unit after another (no orchestrator)."""
+    settings = settings or Settings()  # read from the environment
+    now = now or datetime.now(UTC)
+    started = time.perf_counter()
+    source, dest = open_storages(source_url, dest_url, settings)
+    units = plan_units(source, start, end, accounts=accounts, regions=regions)
+    summary = new_summary(source, dest, EVENTS_FOLDER)
+    summary.units = len(units)
+    if progress:
+        progress(0, len(units))
+    for done, unit in enumerate(units, 1):
+        summary.merge(run_unit(source_url, dest_url, unit, settings, now))
+        if progress:
+            progress(done, len(units))
+    summary.source_requests.update(source.requests())
+    summary.table_requests.update(dest.requests())
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+_convert_unit = task(
+    name="backfill-unit",
+    cache_policy=NO_CACHE,  # Resumability lives in the table's state, not in Prefect's cache.
+    retries=2,
+    retry_delay_seconds=10,
+    task_run_name="{unit.trail.account}/{unit.trail.region}/{unit.day}",
+)(run_unit)
+
+_progress_hook: UnitProgress | None = None
+
+
+def set_progress_hook(progress: UnitProgress | None) -> None:
+    """Let the CLI watch a flow run in this process (a callback can't be a flow parameter)."""
+    global _progress_hook
+    _progress_hook = progress
+
+
+def _progress() -> UnitProgress | None:
+    # A function, not the global itself, in the flow's body: a Dask task runner pickles the
+    # flow function with the globals it names, and the CLI's callback holds a terminal.
+    return _progress_hook
+
+
+def task_runner(address: str | None, settings: Settings) -> TaskRunner[Any]:
+    """Threads in this process (no address), a LocalCluster ('local'), or a Dask scheduler."""
+    if not address:
+        return ThreadPoolTaskRunner(max_workers=settings.backfill_concurrency)
+    from prefect_dask.task_runners import DaskTaskRunner  # noqa: PLC0415 - imports dask: only when asked
+
+    if address == "local":
+        return DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={
+                "n_workers": settings.dask_local_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            },
+        )
+    return DaskTaskRunner(address=address)
+
+
+def with_dask(address: str | None, settings: Settings | None = None) -> Flow[..., dict[str, Any]]:
+    """The backfill flow on the task runner ``address`` names (see ``task_runner``)."""
+    settings = settings or Settings()  # read from the environment
+    return backfill.with_options(task_runner=task_runner(address, settings))
+
+
+def _default_runner() -> TaskRunner[Any]:
+    settings = Settings()  # read from the environment
+    return task_runner(settings.dask_address, settings)
+
+
+@flow(name="cloudtrail-backfill", log_prints=False, task_runner=_default_runner())
+def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
+    source: str,
+    dest: str,
+    start: date,
+    end: date,
+    accounts: list[str] | None = None,
+    regions: list[str] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Convert the delivery days ``start``..``end`` (inclusive) of a trail into the table.
+
+    ``accounts`` and ``regions`` narrow the units (default: every one discovered).
+    Runs each (account, region, day) as a task; a rerun converts only what is
+    missing. ``now``: the run's clock, for tests (default: the current time).
+    """
+    logger = get_run_logger()
+    settings = Settings()  # read from the environment
+    now = now or datetime.now(UTC)
+    started = time.perf_counter()
+    source_store, dest_store = open_storages(source, dest, settings)
+    units = plan_units(source_store, start, end, accounts=accounts, regions=regions)
+    logger.info(
+        "%d units: %d trail folders x %d days", len(units), len({u.trail for u in units}),
+        len({u.day for u in units}),
+    )  # fmt: skip
+    summary = new_summary(source_store, dest_store, EVENTS_FOLDER)
+    progress = _progress()
+    if progress:
+        progress(0, len(units))
+    in_flight: list[PrefectFuture[RunSummary]] = []
+    failed: list[BaseException] = []
+    done = 0
+
+    def collect(future: PrefectFuture[RunSummary], unit: DayFolder) -> None:
+        nonlocal done
+        result = future.result(raise_on_failure=False)
+        if isinstance(result, RunSummary):
+            summary.merge(result)
+        else:
+            failed.append(result)
+            summary.problems.append(Problem(source_store.url(unit.path), f"unit failed: {result}"))
+        done += 1
+        if progress:
+            progress(done, len(units))
+
+    unit_of: dict[int, DayFolder] = {}
+    for unit in units:
+        while len(in_flight) >= settings.backfill_concurrency:
+            finished = next(as_completed(in_flight))
+            in_flight.remove(finished)
+            collect(finished, unit_of.pop(id(finished)))
+        future = _convert_unit.submit(source, dest, unit, settings, now)
+        unit_of[id(future)] = unit
+        in_flight.append(future)
+    for finished in as_completed(list(in_flight)):
+        collect(finished, unit_of.pop(id(finished)))
+
+    summary.source_requests.update(source_store.requests())
+    summary.table_requests.update(dest_store.requests())
+    summary.seconds = time.perf_counter() - started
+    logger.info(
+        "%d units (%d failed): converted %d objects, wrote %d events in %d partitions",
+        len(units), len(failed), summary.objects_converted, summary.events_written,
+        len(summary.partitions),
+    )  # fmt: skip
+    publish_report(summary, "backfill")
+    if units and len(failed) == len(units):
+        raise failed[0]
+    summary.units, summary.units_failed = len(units), len(failed)
+    return summary.as_json()

@@ -1,0 +1,166 @@
+"""Leases on objects of the destination: at most one writer of a partition at a time.
+
+A lease is a small JSON object created with a conditional write (S3
+``If-None-Match: *``; locally an atomic hard link), naming its owner and when it
+expires. A lease left by a killed run is taken over once expired, with a write
+conditional on the ETag that was read (``If-Match``), so two runs cannot both
+take it. Releasing rewrites it as expired, again conditionally, so a holder that
+lost its lease never frees someone else's. See docs/adr/0010.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from flows.storage import Storage
+from transforms.errors import PipelineError
+
+log = logging.getLogger(__name__)
+
+LOCKS_FOLDER = "_state/locks"
+
+Clock = Callable[[], float]
+
+
+class LockTimeoutError(PipelineError):
+    """Another run held a lock longer than this run was willing to wait."""
+
+
+class LeaseLostError(PipelineError):
+    """This run's lease ran out before its work was done: it must not write on."""
+
+
+@dataclass
+class Lease:
+    """A held lock: where, by whom, its version tag, and until when (this process's clock)."""
+
+    storage: Storage
+    path: str
+    owner: str
+    version: str
+    ttl: float
+    deadline: float
+    clock: Clock = time.time
+
+    def check(self, margin: float | None = None) -> None:
+        """Raise ``LeaseLostError`` unless the lease has ``margin`` seconds (default ttl/4) left."""
+        margin = self.ttl / 4 if margin is None else margin
+        if self.clock() + margin > self.deadline:
+            raise LeaseLostError(
+                f"lease on {self.storage.url(self.path)} ran out (ttl {self.ttl:.0f} s); "
+                "raise CTPARQUET_LOCK_TTL_SECONDS if batches take this long",
+                key=self.storage.url(self.path),
+            )
+
+    def renew(self) -> None:
+        """Push the expiry ``ttl`` seconds ahead; raise ``LeaseLostError`` if taken over.
+
+        Safe even past the deadline: the write is conditional on this lease's own
+        version, which anyone taking the lease over has replaced.
+        """
+        now = self.clock()
+        version = self.storage.replace_if(
+            self.path, _body(self.owner, now + self.ttl), self.version
+        )
+        if version is None:
+            raise LeaseLostError(
+                f"lease on {self.storage.url(self.path)} was taken over",
+                key=self.storage.url(self.path),
+            )
+        self.version, self.deadline = version, now + self.ttl
+
+    def keep(self) -> None:
+        """Before a write: renew the lease if half its life is gone, then ``check`` it."""
+        if self.clock() + self.ttl / 2 > self.deadline:
+            self.renew()
+        self.check()
+
+    def release(self) -> None:
+        """Mark the lease expired, unless another run took it over meanwhile."""
+        if self.storage.replace_if(self.path, _body(self.owner, 0.0), self.version) is None:
+            log.warning("lease %s was taken over before release", self.storage.url(self.path))
+
+
+def owner_name() -> str:
+    """Who holds a lease, for people reading a lock object: host, process, a unique tail."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire(
+    storage: Storage,
+    path: str,
+    *,
+    ttl: float,
+    wait: float,
+    owner: str | None = None,
+    clock: Clock = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Lease:
+    """Take the lease at ``path``, waiting up to ``wait`` seconds for a live holder to finish."""
+    owner = owner or owner_name()
+    give_up = clock() + wait
+    pause = 0.05
+    while True:
+        now = clock()
+        version = storage.create_exclusive(path, _body(owner, now + ttl))
+        if version is not None:
+            return Lease(storage, path, owner, version, ttl, now + ttl, clock)
+        current = storage.read_versioned(path)
+        if current is not None:
+            holder, expires = _parse(current[0])
+            if expires <= now:  # Expired or released: take it over, if nobody beats us to it.
+                version = storage.replace_if(path, _body(owner, now + ttl), current[1])
+                if version is not None:
+                    if expires > 0:
+                        log.info("took over lease %s expired from %s", path, holder)
+                    return Lease(storage, path, owner, version, ttl, now + ttl, clock)
+                continue
+            if now >= give_up:
+                raise LockTimeoutError(
+                    f"lock held by {holder} until {time.strftime('%H:%M:%S', time.gmtime(expires))}"
+                    f" UTC; waited {wait:.0f} s",
+                    key=storage.url(path),
+                )
+        sleep(pause * (0.5 + random.random()))
+        pause = min(pause * 2, 2.0)
+
+
+@contextlib.contextmanager
+def held(storage: Storage, path: str) -> Iterator[Lease]:
+    """Hold the lease at ``path`` for a block, with the storage's lock settings."""
+    lease = acquire(
+        storage,
+        path,
+        ttl=storage.settings.lock_ttl_seconds,
+        wait=storage.settings.lock_wait_seconds,
+    )
+    try:
+        yield lease
+    finally:
+        lease.release()
+
+
+def partition_lock(dest: Storage, partition: str) -> contextlib.AbstractContextManager[Lease]:
+    """The lease on one table partition (``region=…/year=…/month=…/day=…``)."""
+    return held(dest, dest.path(LOCKS_FOLDER, "events", partition, "lock.json"))
+
+
+def _body(owner: str, expires: float) -> bytes:
+    return json.dumps({"owner": owner, "expires": round(expires, 3)}).encode()
+
+
+def _parse(data: bytes) -> tuple[str, float]:
+    try:
+        found = json.loads(data)
+        return str(found.get("owner", "?")), float(found.get("expires", 0.0))
+    except (ValueError, TypeError, AttributeError):
+        return "?", 0.0  # An unreadable lock object is taken as expired.

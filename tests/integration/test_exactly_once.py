@@ -1,0 +1,141 @@
+"""Every event exactly once: after a rerun, after SIGKILL at several points, with racing runs.
+
+The runs are real processes (``ctparquet ingest``) against the moto server; the
+test watches the table's bucket and kills the process when it has written some
+of its files, then reruns and checks every eventID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from flows.ingest import run_ingest
+from flows.settings import Settings
+from tests.trail import ACCOUNT_A, ACCOUNT_B, Trail, assert_exactly_once, at, record
+
+LAKE = "s3://lake/ct/"
+CLI = [sys.executable, "-m", "flows.cli", "ingest", "s3://trail/", LAKE, "--json"]
+
+
+@pytest.fixture
+def trail(s3):
+    client = s3.client()
+    client.create_bucket(Bucket="trail")
+    client.create_bucket(Bucket="lake")
+    trail = Trail(client=client)
+    for account in (ACCOUNT_A, ACCOUNT_B):
+        for region in ("us-east-1", "eu-west-1"):
+            # Shortly after midnight: events of both days, so two partitions per object.
+            for minute in ("0002", "0004", "0300"):
+                trail.deliver(account, region, at("2024-03-10", minute), events=4)
+    # A redelivery, in a later object, of an event already delivered.
+    first = at("2024-03-10", "0002") - timedelta(minutes=5)  # as Trail.deliver dates it
+    again = record(trail.event_ids[0], first, "us-east-1", ACCOUNT_A)
+    trail.deliver(ACCOUNT_A, "us-east-1", at("2024-03-10", "0600"), events=1, extra_records=[again])
+    return trail
+
+
+def run_env(**extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CTPARQUET_BATCH_OBJECTS": "1",  # a batch per object: many points to die between
+        "CTPARQUET_LOCK_TTL_SECONDS": "2",  # a dead run's partition lock is taken over soon
+        "CTPARQUET_LOOKBACK_DAYS": "0",
+        **extra,
+    }
+
+
+def lake_keys(client, under: str) -> list[str]:
+    found = client.list_objects_v2(Bucket="lake", Prefix=f"ct/{under}")
+    return [o["Key"] for o in found.get("Contents", [])]
+
+
+def kill_when(process: subprocess.Popen, ready, what: str) -> None:
+    """SIGKILL ``process`` as soon as ``ready()``; fail if it finished first."""
+    deadline = time.monotonic() + 120
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"the run finished before {what}: {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"the run never reached {what}")
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+def rerun() -> dict:
+    """The same run in this process (the same code as the CLI's, without the start-up)."""
+    settings = Settings(batch_objects=1, lock_ttl_seconds=2, lookback_days=0)
+    return run_ingest("s3://trail/", LAKE, settings=settings).as_json()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("point", "ready"),
+    [
+        ("the first data file", lambda c: lake_keys(c, "events/")),
+        ("the first batch record", lambda c: lake_keys(c, "_state/converted/")),
+        ("the first day state", lambda c: lake_keys(c, "_state/days/")),
+    ],
+)
+def test_a_run_killed_mid_way_then_rerun_keeps_every_event_once(trail, point, ready):
+    env = run_env()
+    process = subprocess.Popen(
+        [*CLI, "--no-prefect"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    kill_when(process, lambda: ready(trail.client), point)
+    rerun()
+    assert_exactly_once(LAKE, trail.event_ids)
+    again = rerun()
+    assert again["objects_converted"] == 0
+    assert again["requests"]["source"]["get"] == 0
+    assert_exactly_once(LAKE, trail.event_ids)
+
+
+@pytest.mark.slow
+def test_two_racing_runs_keep_every_event_once(trail):
+    env = run_env()
+    runs = [
+        subprocess.Popen(
+            [*CLI, "--no-prefect"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = []
+    for process in runs:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    assert_exactly_once(LAKE, trail.event_ids)
+    assert all(r["problems"] == [] for r in results)
+    after = rerun()
+    assert after["objects_converted"] == 0
+
+
+@pytest.mark.slow
+def test_the_prefect_flow_killed_mid_way_then_rerun_keeps_every_event_once(prefect_harness, trail):
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.ingest import ingest
+
+    # The subprocess reports to the harness's API server: no server start of its own.
+    env = run_env(PREFECT_API_URL=str(PREFECT_API_URL.value()))
+    process = subprocess.Popen([*CLI], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    kill_when(process, lambda: len(lake_keys(trail.client, "events/")) >= 3, "three data files")
+    summary = ingest("s3://trail/", LAKE, lookback_days=0)
+    assert summary["objects_converted"] > 0
+    assert_exactly_once(LAKE, trail.event_ids)

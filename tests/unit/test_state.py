@@ -1,0 +1,70 @@
+"""Day-folder state: the mark passes only done, settled names; merging keeps both runs' work."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from flows.state import DayState, Listed, advance, day_closed, settled
+from flows.storage import StoredObject
+
+HOUR = timedelta(hours=1)
+NAME = "111122223333_CloudTrail_us-east-1_20240310T{}Z_x.json.gz"
+
+
+@pytest.mark.parametrize(
+    ("state", "listed", "closed", "expected"),
+    [
+        # Nothing listed: nothing changes; a closed empty day is complete.
+        (DayState(), [], False, DayState()),
+        (DayState(), [], True, DayState(complete=True)),
+        # Done and settled names: the mark moves over them, done empties.
+        (DayState(done={"a", "b"}), [Listed("a", True), Listed("b", True)], False, DayState("b")),
+        # A young name stops the mark; it stays in done.
+        (
+            DayState(done={"a", "b"}),
+            [Listed("a", True), Listed("b", False)],
+            False,
+            DayState("a", {"b"}),
+        ),
+        # A name not done (a failed read) stops the mark, though later ones are done.
+        (
+            DayState(done={"a", "c"}),
+            [Listed("a", True), Listed("b", True), Listed("c", True)],
+            True,
+            DayState("a", {"c"}),
+        ),
+        # Listing order does not matter; names at or below the mark are passed.
+        (DayState("b", {"d"}), [Listed("d", True), Listed("c", True)], False, DayState("b", {"d"})),
+    ],
+)
+def test_advance(state, listed, closed, expected):
+    assert advance(state, listed, day_closed=closed) == expected
+
+
+def test_merge_keeps_the_later_mark_and_every_done_name_above_it():
+    mine = DayState("b", {"d", "e"})
+    theirs = DayState("c", {"f"}, complete=False)
+    assert mine.merged(theirs) == DayState("c", {"d", "e", "f"})
+    assert DayState().merged(DayState(None, {"a"})) == DayState(None, {"a"})
+
+
+def test_state_round_trips_as_json():
+    state = DayState("m", {"x", "y"}, complete=True)
+    assert DayState.from_json(state.to_json()) == state
+
+
+def test_settled_by_name_time_else_upload_time():
+    now = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
+    obj = StoredObject("p", 1, modified=now)
+    assert settled(obj, NAME.format("1059"), now, HOUR)
+    assert not settled(obj, NAME.format("1101"), now, HOUR)
+    assert not settled(obj, "no-time-in-name.json.gz", now, HOUR)  # uploaded just now
+    assert settled(StoredObject("p", 1, now - 2 * HOUR), "x.json.gz", now, HOUR)
+
+
+def test_a_day_closes_the_settle_margin_after_midnight():
+    day = date(2024, 3, 9)
+    assert not day_closed(day, datetime(2024, 3, 10, 0, 59, tzinfo=UTC), HOUR)
+    assert day_closed(day, datetime(2024, 3, 10, 1, 0, tzinfo=UTC), HOUR)
