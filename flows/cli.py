@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
@@ -67,21 +67,7 @@ def ingest(
     """Convert the CloudTrail log objects under SOURCE not converted yet into DEST."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]converting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("objects"),
-        TimeElapsedColumn(),
-        console=_err,
-        transient=True,
-        disable=as_json or not _err.is_terminal,
-    ) as bar:
-        job = bar.add_task("convert", total=None)
-
-        def on_progress(done: int, total: int) -> None:
-            bar.update(job, completed=done, total=total)
-
+    with _progress("converting", "objects", hidden=as_json) as on_progress:
         try:
             summary = _run_ingest(source, dest, on_progress, no_prefect, lookback_days)
         except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
@@ -243,21 +229,7 @@ def redrive(
     """Re-drive the objects quarantined under DEST/_quarantine/ and convert what now converts."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]re-driving"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("quarantine files"),
-        TimeElapsedColumn(),
-        console=_err,
-        transient=True,
-        disable=as_json or not _err.is_terminal,
-    ) as bar:
-        job = bar.add_task("redrive", total=None)
-
-        def on_progress(done: int, total: int) -> None:
-            bar.update(job, completed=done, total=total)
-
+    with _progress("re-driving", "quarantine files", hidden=as_json) as on_progress:
         try:
             summary = _run_redrive(dest, on_progress, no_prefect)
         except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
@@ -478,21 +450,7 @@ def backfill(
     """Convert the delivery days START..END of the trail under SOURCE into DEST (resumable)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     started = time.perf_counter()
-    with Progress(
-        TextColumn("[bold]backfill"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("units"),
-        TimeElapsedColumn(),
-        console=_err,
-        transient=True,
-        disable=as_json or not _err.is_terminal,
-    ) as bar:
-        job = bar.add_task("backfill", total=None)
-
-        def on_progress(done: int, total: int) -> None:
-            bar.update(job, completed=done, total=total)
-
+    with _progress("backfill", "units", hidden=as_json) as on_progress:
         try:
             summary = _run_backfill(
                 source=source,
@@ -568,6 +526,27 @@ def _prefect_api_for_workers(address: str | None) -> Iterator[None]:
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         server.stop()
+
+
+@contextlib.contextmanager
+def _progress(label: str, unit: str, *, hidden: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (never with --json, nor off a terminal); yields its updater."""
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=True,
+        disable=hidden or not _err.is_terminal,
+    ) as bar:
+        job = bar.add_task(label, total=None)
+
+        def on_progress(done: int, total: int) -> None:
+            bar.update(job, completed=done, total=total)
+
+        yield on_progress
 
 
 def _fail(error: Exception, as_json: bool) -> NoReturn:

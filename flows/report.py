@@ -45,7 +45,7 @@ class RunSummary:
     table_requests: Counter[str] = field(default_factory=Counter)
     """S3 requests to the table's bucket (data, state, locks), by operation."""
 
-    def add(self, other: BatchOutcome) -> None:
+    def add(self, other: BatchOutcome | RunSummary) -> None:
         self.objects_converted += other.objects_converted
         self.events_read += other.events_read
         self.events_written += other.events_written
@@ -63,24 +63,11 @@ class RunSummary:
 
     def merge(self, other: RunSummary) -> None:
         """Fold in the summary of a part of this run (a backfill unit)."""
+        self.add(other)  # the counters a batch has, a unit's summary has too
         self.objects_seen += other.objects_seen
         self.objects_skipped.update(other.objects_skipped)
         self.days_listed += other.days_listed
         self.days_complete += other.days_complete
-        self.objects_converted += other.objects_converted
-        self.events_read += other.events_read
-        self.events_written += other.events_written
-        self.insight_events_written += other.insight_events_written
-        self.duplicates_dropped += other.duplicates_dropped
-        self.objects_quarantined += other.objects_quarantined
-        self.problems.extend(other.problems)
-        self.partitions.update(other.partitions)
-        self.insight_partitions.update(other.insight_partitions)
-        self.files_written += other.files_written
-        self.bytes_read += other.bytes_read
-        self.bytes_written += other.bytes_written
-        self.source_requests.update(other.source_requests)
-        self.table_requests.update(other.table_requests)
 
     def as_json(self) -> dict[str, Any]:
         units = (
