@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         with tempfile.TemporaryDirectory() as work:
             lake = Path(work) / "lake"
-            summary = run_ingest(str(source), str(lake))
+            summary = run_ingest(str(source), str(lake), lookback_days=0)  # every day
             results = measure(source, lake, day)
         title = (
             f"{summary.events_written:,} events from {source} "
