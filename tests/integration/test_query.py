@@ -12,22 +12,7 @@ from typer.testing import CliRunner
 from flows.cli import EXIT_FAILED, app
 from flows.ingest import run_ingest
 from flows.query import NoTableError, run_query, to_duckdb_sql
-
-SEED_ANONYMOUS_S3 = """SELECT *
-FROM cloudtrail_logs
-WHERE
-    eventsource = 's3.amazonaws.com' AND
-    eventname in ('GetObject') AND
-    useridentity.accountid LIKE '%ANONYMOUS%' AND
-    useridentity.arn IS NULL AND
-    requestparameters LIKE '%[your bucket name ]%'"""
-SEED_TEMPLATE = """SELECT
- useridentity.arn,
- eventname,
- sourceipaddress,
- eventtime
-FROM cloudtrail_logs
-LIMIT 100"""
+from tests.compat import SEED_ANONYMOUS_S3, SEED_TEMPLATE  # the seed's two queries
 
 
 @pytest.fixture(scope="module")
