@@ -38,6 +38,7 @@ def test_prefect_deploy_all_creates_the_scheduled_ingest_and_the_backfill(prefec
     with get_client(sync_client=True) as client:
         ingest = client.read_deployment_by_name("cloudtrail-ingest/cloudtrail-ingest")
         backfill = client.read_deployment_by_name("cloudtrail-backfill/cloudtrail-backfill")
+        compact = client.read_deployment_by_name("cloudtrail-compact/cloudtrail-compact")
     assert ingest.work_pool_name == backfill.work_pool_name == "cloudtrail"
     assert ingest.entrypoint == "flows/ingest.py:ingest"
     [schedule] = ingest.schedules
@@ -53,3 +54,7 @@ def test_prefect_deploy_all_creates_the_scheduled_ingest_and_the_backfill(prefec
     schema = backfill.parameter_openapi_schema or {}
     assert set(schema["required"]) == {"source", "dest", "start", "end"}
     assert set(schema["properties"]) >= {"accounts", "regions"}
+    [daily] = compact.schedules
+    assert isinstance(daily.schedule, CronSchedule)
+    assert (daily.schedule.cron, daily.active) == ("30 2 * * *", True)
+    assert daily.parameters == {"dest": "s3://lake/cloudtrail/", "target_mb": 128}
