@@ -21,7 +21,6 @@ from prefect.cache_policies import NONE as NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.batch import EVENTS_FOLDER
 from flows.incremental import convert_days, new_summary, plan_days
 from flows.ingest import open_storages, publish_report
 from flows.listing import DayFolder, day_folders, days_between, discover
@@ -61,7 +60,7 @@ def run_unit(
 ) -> RunSummary:
     """Convert what is not done yet in one day folder (wherever this runs: a thread, a worker)."""
     source, dest = open_storages(source_url, dest_url, settings)
-    summary = new_summary(source, dest, EVENTS_FOLDER)
+    summary = new_summary(source, dest)
     started = time.perf_counter()
     works = plan_days(source, dest, [unit], summary, now)
     convert_days(source, dest, works, summary, settings=settings, now=now)
@@ -89,7 +88,7 @@ def run_backfill(
     started = time.perf_counter()
     source, dest = open_storages(source_url, dest_url, settings)
     units = plan_units(source, start, end, accounts=accounts, regions=regions)
-    summary = new_summary(source, dest, EVENTS_FOLDER)
+    summary = new_summary(source, dest)
     summary.units = len(units)
     if progress:
         progress(0, len(units))
@@ -182,7 +181,7 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
         "%d units: %d trail folders x %d days", len(units), len({u.trail for u in units}),
         len({u.day for u in units}),
     )  # fmt: skip
-    summary = new_summary(source_store, dest_store, EVENTS_FOLDER)
+    summary = new_summary(source_store, dest_store)
     progress = _progress()
     if progress:
         progress(0, len(units))

@@ -32,6 +32,8 @@ from flows.state import (
     trail_key,
 )
 from flows.storage import Storage
+from schemas.cloudtrail import EVENTS
+from schemas.insights import INSIGHTS
 from transforms.errors import Problem, UnrecognisedKeyError
 from transforms.keys import parse_key
 
@@ -196,8 +198,13 @@ def _record(
     work.state, work.version = save_day(dest, work.state_path, new, work.version)
 
 
-def new_summary(source: Storage, dest: Storage, events_folder: str) -> RunSummary:
-    return RunSummary(source=source.url(), events_table=dest.url(dest.path(events_folder)))
+def new_summary(source: Storage, dest: Storage) -> RunSummary:
+    """A run's summary, naming the source and both tables it writes."""
+    return RunSummary(
+        source=source.url(),
+        events_table=dest.url(dest.path(EVENTS.name)),
+        insights_table=dest.url(dest.path(INSIGHTS.name)),
+    )
 
 
 def log_plan(summary: RunSummary, pending: int, log_to: Callable[[str], Any] | None) -> None:

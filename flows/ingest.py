@@ -28,8 +28,6 @@ from prefect.cache_policies import NONE as NO_CACHE
 
 from flows.aws import RequestCounter
 from flows.batch import (
-    EVENTS_FOLDER,
-    INSIGHTS_FOLDER,
     KnownEventIds,
     PendingObject,
     PreparedBatch,
@@ -101,13 +99,12 @@ def run_ingest(
     lookback = settings.lookback_days if lookback_days is None else lookback_days
     started = time.perf_counter()
     source, dest = open_storages(source_url, dest_url, settings)
-    summary = new_summary(source, dest, EVENTS_FOLDER)
+    summary = new_summary(source, dest)
     found = discover(source)
     folders = []
     for trail in found.trails:
         days = delivered_days(source, trail) if lookback == 0 else window(now.date(), lookback)
         folders += day_folders([trail], [d for d in days if found.admits(d)])
-    summary.insights_table = dest.url(dest.path(INSIGHTS_FOLDER))
     works = plan_days(source, dest, folders, summary, now)
     log_plan(summary, sum(len(w.pending) for w in works), log)
     # One index of the table's eventIDs for the whole run (refreshed under each partition's

@@ -30,20 +30,6 @@ _NAME_TIME = re.compile(r"_(\d{8}T\d{4})Z_")
 """CloudTrail names objects ``ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz``."""
 
 
-def converted_objects(dest: Storage) -> set[tuple[str, int]]:
-    """(object URL, size) of every object a finished batch converted (reads every manifest)."""
-    folder = dest.path(STATE_FOLDER)
-    if not dest.exists(folder):
-        return set()
-    done: set[tuple[str, int]] = set()
-    for manifest in dest.list_files(folder):
-        if not manifest.path.endswith(".json"):
-            continue
-        for entry in json.loads(dest.read(manifest.path))["objects"]:
-            done.add((entry["url"], int(entry["size"])))
-    return done
-
-
 def record_converted(
     dest: Storage, batch: str, objects: Iterable[tuple[str, StoredObject]], events_written: int
 ) -> None:
