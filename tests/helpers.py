@@ -98,3 +98,24 @@ def records_of(path: Path) -> list[dict[str, Any]]:
     """The records of a gzip CloudTrail log object."""
     records: list[dict[str, Any]] = json.loads(gzip.decompress(path.read_bytes()))["Records"]
     return records
+
+
+def json_values_strategy(*, text: int, keys: int, width: int, leaves: int) -> Any:
+    """Hypothesis strategy for any JSON value (no NaN/inf), of bounded size."""
+    from hypothesis import strategies as st
+
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=text)
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: (
+            st.lists(inner, max_size=width)
+            | st.dictionaries(st.text(max_size=keys), inner, max_size=width)
+        ),
+        max_leaves=leaves,
+    )

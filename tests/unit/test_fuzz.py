@@ -20,6 +20,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers import json_values_strategy
 from transforms.convert import ConvertedBatch, LogBytes, RecordSelection, convert_objects
 from transforms.decode import decompress, split_records
 from transforms.errors import PipelineError
@@ -28,20 +29,7 @@ from transforms.records import RecordRows, read_records, rows_to_frame
 T = TypeVar("T")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+json_values = json_values_strategy(text=12, keys=8, width=4, leaves=12)
 
 
 def returns_or_pipeline_error(call: Callable[[], T]) -> T | PipelineError:

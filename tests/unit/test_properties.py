@@ -10,23 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.cloudtrail import RECORD_FIELDS, ArrayOf, Field, Struct
-from tests.helpers import assert_row_preserves
+from tests.helpers import assert_row_preserves, json_values_strategy
 from transforms.records import RecordRows, read_records, rows_to_frame
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=8)
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
+json_values = json_values_strategy(text=8, keys=6, width=3, leaves=8)
 
 
 def object_of(fields: tuple[Field, ...], depth: int = 0) -> st.SearchStrategy[dict[str, Any]]:
