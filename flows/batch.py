@@ -52,10 +52,27 @@ class PendingObject:
 
 @dataclass
 class PreparedPartition:
-    """One partition's events of a batch: encoded, with what de-duplication needs."""
+    """One partition's events of a batch, with what de-duplication needs.
 
-    parquet: bytes
+    Held as a frame when the batch is committed in the process that prepared it (it is
+    encoded once, after events already in the table are dropped); as Parquet bytes when
+    it crosses from a worker process (ten times smaller than the frame).
+    """
+
     event_ids: pl.Series
+    events: pl.DataFrame | None = None
+    parquet: bytes | None = None
+
+    def encoded(
+        self, schema: TableSchema, row_group_rows: int, dropping: pl.Series
+    ) -> tuple[bytes, pl.Series]:
+        """Parquet bytes of the events whose eventID is not in ``dropping``, and their IDs."""
+        if dropping.is_empty() and self.parquet is not None:
+            return self.parquet, self.event_ids
+        events = self.events if self.events is not None else pl.read_parquet(self.parquet or b"")
+        events = drop_known_events(events, dropping)
+        parquet = to_parquet(events, row_group_rows=row_group_rows, schema=schema)
+        return parquet, events[DEDUP_COLUMN]
 
 
 @dataclass
@@ -74,9 +91,13 @@ class PreparedBatch:
 
 
 def prepare_batch(
-    source: Storage, batch: list[PendingObject], *, row_group_rows: int
+    source: Storage, batch: list[PendingObject], *, row_group_rows: int, encode: bool = False
 ) -> PreparedBatch:
-    """Read and convert a batch: the CPU-heavy half, safe to run in parallel processes."""
+    """Read and convert a batch: the CPU-heavy half, safe to run in parallel processes.
+
+    ``encode``: turn each partition into Parquet now (in a worker process, so the bytes
+    cross to the committing process small and the encoding runs in parallel).
+    """
     outcome = BatchOutcome()
     fetched = source.read_many([item.stored.path for item in batch])
     inputs: dict[ObjectKind, list[LogBytes]] = {kind: [] for kind in TABLE_OF_KIND}
@@ -103,9 +124,13 @@ def prepare_batch(
         outcome.duplicates_dropped += placed.duplicates_dropped
         outcome.problems.extend(placed.problems)
         for key, events in split_partitions(placed.events).items():
-            prepared.partitions[(schema.name, *key)] = PreparedPartition(
-                parquet=to_parquet(events, row_group_rows=row_group_rows, schema=schema),
-                event_ids=events[DEDUP_COLUMN],
+            prepared.partitions[(schema.name, *key)] = (
+                PreparedPartition(
+                    events[DEDUP_COLUMN],
+                    parquet=to_parquet(events, row_group_rows=row_group_rows, schema=schema),
+                )
+                if encode
+                else PreparedPartition(events[DEDUP_COLUMN], events=events)
             )
     return prepared
 
@@ -132,13 +157,10 @@ def commit_batch(
         target = posixpath.join(folder, part_file_name(prepared.name))
         with partition_lock(dest, f"{table}/{partition}") as lease:
             known.refresh(folder)  # files other writers added (or compaction removed)
-            data, written, ids = part.parquet, part.event_ids.len(), part.event_ids
             duplicates = known.duplicates(folder, target, part.event_ids)
-            if not duplicates.is_empty():
-                events = drop_known_events(pl.read_parquet(part.parquet), duplicates)
-                outcome.duplicates_dropped += written - events.height
-                data = to_parquet(events, row_group_rows=row_group_rows, schema=schema)
-                written, ids = events.height, events[DEDUP_COLUMN]
+            data, ids = part.encoded(schema, row_group_rows, dropping=duplicates)
+            written = ids.len()
+            outcome.duplicates_dropped += part.event_ids.len() - written
             if written == 0:
                 if dest.exists(target):  # An earlier run of this batch wrote what others hold.
                     dest.remove(target)

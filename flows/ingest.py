@@ -170,7 +170,7 @@ def _prepare_in_worker(
 ) -> PreparedBatch:
     """A worker process's half of a batch, on a storage of its own (requests not counted)."""
     source = Storage(source_url, settings=settings, counter=RequestCounter())
-    return prepare_batch(source, batch, row_group_rows=row_group_rows)
+    return prepare_batch(source, batch, row_group_rows=row_group_rows, encode=True)
 
 
 def _inside(path: str, folder: str) -> bool:

@@ -10,6 +10,7 @@ derives. Polars, Arrow, Hive/Athena and Glue views are computed from this tree i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 SCHEMA_VERSION = "1"
@@ -45,6 +46,15 @@ class Struct:
     """A JSON object of known fields (STRUCT)."""
 
     fields: tuple[Field, ...]
+
+    # Structs key the decoders' caches, looked up per nested record: hashing the whole
+    # tree each time cost more than decoding the record did.
+    @cached_property
+    def _hash(self) -> int:
+        return hash(self.fields)
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True)
@@ -211,7 +221,7 @@ class TableSchema:
     """The table's folder under the destination, e.g. ``events``."""
     record_fields: tuple[Field, ...]
 
-    @property
+    @cached_property
     def root(self) -> Struct:
         return Struct(self.record_fields)
 

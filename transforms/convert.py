@@ -9,7 +9,13 @@ from schemas.cloudtrail import EVENTS, TableSchema
 from transforms.decode import MAX_INFLATED_BYTES, decompress, split_records
 from transforms.errors import Problem
 from transforms.events import PlacedEvents, place_events
-from transforms.records import RecordRows, collector_paused, read_document, read_records
+from transforms.records import (
+    RecordRows,
+    collector_paused,
+    is_utf8,
+    read_document,
+    read_records,
+)
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,9 @@ def _convert_objects(
             before_damage[log.key] = len(decoded.records)
             if not decoded.records:
                 unreadable.add(log.key)
-        read_records(decoded.records, log.key, records, only=log.only)
+        read_records(
+            decoded.records, log.key, records, only=log.only, utf8_checked=is_utf8(document)
+        )
         regions.append(log.region)
     placed = place_events(records, regions)
     placed.problems[:0] = object_problems + records.problems

@@ -37,12 +37,19 @@ class PlacedEvents:
 
 def event_timestamp(event_time: pl.Expr) -> pl.Expr:
     """Parse CloudTrail's ISO-8601 ``eventTime`` text to a UTC timestamp; null if not a time."""
-    return pl.coalesce(
-        [
-            event_time.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
-            for fmt in _TIME_FORMATS
-        ]
-    )
+    return pl.coalesce([_parsed(event_time, fmt) for fmt in _TIME_FORMATS])
+
+
+def _parsed(event_time: pl.Expr, fmt: str) -> pl.Expr:
+    return event_time.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+
+
+def _event_timestamps(event_time: pl.Series) -> pl.Series:
+    """``event_timestamp`` of a column, parsing the rarer forms only if some rows need them."""
+    parsed = event_time.to_frame().select(_parsed(pl.col(event_time.name), _TIME_FORMATS[0]))
+    if parsed.to_series().null_count() == event_time.null_count():
+        return parsed.to_series()
+    return event_time.to_frame().select(event_timestamp(pl.col(event_time.name))).to_series()
 
 
 def place_events(records: RecordRows, fallback_regions: Sequence[str | None]) -> PlacedEvents:
@@ -58,29 +65,42 @@ def place_events(records: RecordRows, fallback_regions: Sequence[str | None]) ->
     fallback = pl.Series(list(fallback_regions), dtype=pl.String)
     timestamp = EVENT_TIMESTAMP.name
     frame = frame.with_columns(
-        event_timestamp(pl.col("eventtime")).alias(timestamp),
+        _event_timestamps(frame["eventtime"]).alias(timestamp),
         pl.coalesce(
             pl.col("awsregion"),
             pl.col(_ORIGIN).replace_strict(
                 range(len(fallback)), fallback, default=None, return_dtype=pl.String
             ),
         ).alias("region"),
-    ).with_columns(
-        pl.col(timestamp).dt.strftime("%Y").alias("year"),
-        pl.col(timestamp).dt.strftime("%m").alias("month"),
-        pl.col(timestamp).dt.strftime("%d").alias("day"),
     )
-    has_time = pl.col(timestamp).is_not_null()
-    good_region = pl.col("region").str.contains(REGION_NAME.pattern)
-    placed = frame.filter(has_time & good_region.fill_null(False))
-    problems = _unplaced(frame.filter(~(has_time & good_region.fill_null(False))), records.keys)
-    unique = placed.filter(
-        pl.col(DEDUP_COLUMN).is_null() | pl.col(DEDUP_COLUMN).is_first_distinct()
+    # One date string sliced three ways: a third of the cost of three strftime calls.
+    date = pl.col(timestamp).dt.strftime("%Y-%m-%d")
+    frame = frame.with_columns(
+        date.str.slice(0, 4).alias("year"),
+        date.str.slice(5, 2).alias("month"),
+        date.str.slice(8, 2).alias("day"),
     )
+    placeable = pl.col(timestamp).is_not_null() & pl.col("region").str.contains(
+        REGION_NAME.pattern
+    ).fill_null(False)
+    # The first delivery of each eventID among the placeable records; IDs of records that
+    # cannot be placed are masked so they never shadow a placeable one.
+    event_id = pl.when(placeable).then(pl.col(DEDUP_COLUMN))
+    flags = frame.select(
+        placeable.alias("placeable"),
+        (placeable & (event_id.is_null() | event_id.is_first_distinct())).alias("kept"),
+    )
+    placed_count = int(flags["placeable"].sum())
+    problems = (
+        []
+        if placed_count == frame.height
+        else _unplaced(frame.filter(~flags["placeable"]), records.keys)
+    )
+    unique = frame if flags["kept"].all() else frame.filter(flags["kept"])
     return PlacedEvents(
         events=unique.select([c.name for c in records.schema.columns] + list(PARTITION_KEYS)),
         problems=problems,
-        duplicates_dropped=placed.height - unique.height,
+        duplicates_dropped=placed_count - unique.height,
         records_read=frame.height,
     )
 

@@ -45,15 +45,65 @@ EXACT_PAYLOADS = [
 ]
 
 
+# What sends a record down each decoding path: nothing (typed), a field the schema does not
+# know (lenient), a known field holding a value of an unexpected type (careful).
+PATHS = {"typed": b"", "lenient": b',"brandNewField":1', "careful": b',"eventType":7'}
+
+
 @pytest.mark.parametrize("payload", EXACT_PAYLOADS)
-@pytest.mark.parametrize("typed_path", [True, False], ids=["typed", "careful"])
-def test_payload_text_is_kept_byte_for_byte(payload, typed_path):
-    # The careful path is taken when a record has a field the schema does not know.
-    extra = b"" if typed_path else b',"brandNewField":1'
-    record = b"{" + BASE + b',"requestParameters":' + payload + extra + b"}"
+@pytest.mark.parametrize("path", PATHS)
+def test_payload_text_is_kept_byte_for_byte(payload, path):
+    record = b"{" + BASE + b',"requestParameters":' + payload + PATHS[path] + b"}"
     row = one_row(record)
     assert row["requestparameters"].encode() == payload
-    assert (row["unmapped"] is None) == typed_path
+    assert (row["unmapped"] is None) == (path != "lenient")
+
+
+UNKNOWN_FIELD_RECORDS = [
+    b"{" + BASE + b',"newTop":[1,{"a":2}]}',
+    b"{" + BASE + b',"userIdentity":{"type":"IAMUser","newIdentityField":"x"}}',
+    b"{" + BASE + b',"userIdentity":{"sessionContext":{"attributes":{"future":1.50}},"arn":"a"}}',
+    b"{" + BASE + b',"userIdentity":null,"tlsDetails":{"tlsVersion":"TLSv1.3","quic":true}}',
+    b"{" + BASE + b',"resources":[{"ARN":"a"},null,{"type":"t","partition":"aws"}]}',
+    b"{" + BASE + b',"resources":[{"ARN":"a","Extra":{}}],"zzz":null,"Readonly":"x"}',
+]
+
+
+@pytest.mark.parametrize("record", UNKNOWN_FIELD_RECORDS)
+def test_the_lenient_path_maps_and_keeps_what_the_careful_path_does(record):
+    from msgspec.structs import asdict
+
+    from schemas.cloudtrail import EVENTS
+    from transforms.records import _decode_carefully, _decode_with_unknown_fields, _decoders
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, msgspec.Struct):
+            return {k: plain(v) for k, v in asdict(value).items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return bytes(value) if isinstance(value, msgspec.Raw) else value
+
+    span = msgspec.Raw(record)
+    lenient_row, lenient_rest = _decode_with_unknown_fields(span, EVENTS, _decoders(EVENTS))
+    careful_row, careful_rest = _decode_carefully(span, EVENTS)
+    assert plain(lenient_row) == plain(careful_row)
+    assert lenient_rest == careful_rest
+    assert lenient_rest is not None
+
+
+def test_rows_become_the_same_frame_however_they_are_chunked(monkeypatch):
+    from transforms import records
+
+    spans = [msgspec.Raw(r) for r in UNKNOWN_FIELD_RECORDS] * 3
+    whole = RecordRows()
+    read_records(spans, "k", whole)
+    monkeypatch.setattr(records, "CHUNK_ROWS", 4)
+    chunked = RecordRows()
+    for start in range(0, len(spans), 3):  # several objects, chunks straddling them
+        read_records(spans[start : start + 3], f"k{start}", chunked)
+    assert len(chunked.chunks) > 1
+    assert len(chunked) == len(whole) == len(spans)
+    assert rows_to_frame(chunked).equals(rows_to_frame(whole))
 
 
 def test_typed_document_path_keeps_payload_bytes():
