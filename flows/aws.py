@@ -57,6 +57,12 @@ class RequestCounter:
         with self._lock:
             self.attempts += 1
 
+    def add(self, counts: Counter[str]) -> None:
+        """Count requests made elsewhere (a worker process) as this counter's own."""
+        with self._lock:
+            self.attempts += counts.get("http_attempts", 0)
+            self.calls.update({k: v for k, v in counts.items() if k != "http_attempts"})
+
     def snapshot(self) -> Counter[str]:
         """Calls so far, by operation, plus ``http_attempts`` (retries included)."""
         with self._lock:

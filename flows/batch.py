@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import polars as pl
 import pyarrow.dataset as ds
 
-from flows.lock import partition_lock
+from flows.lock import Lease, LockTimeoutError, partition_lock
 from flows.quarantine import now_utc, write_quarantine
 from flows.report import BatchOutcome
 from flows.state import record_converted
@@ -52,32 +52,26 @@ class PendingObject:
 
 @dataclass
 class PreparedPartition:
-    """One partition's events of a batch, with what de-duplication needs.
+    """One partition's events of a batch, encoded once, after those already in the table go."""
 
-    Held as a frame when the batch is committed in the process that prepared it (it is
-    encoded once, after events already in the table are dropped); as Parquet bytes when
-    it crosses from a worker process (ten times smaller than the frame).
-    """
-
-    event_ids: pl.Series
-    events: pl.DataFrame | None = None
-    parquet: bytes | None = None
+    events: pl.DataFrame
 
     def encoded(
         self, schema: TableSchema, row_group_rows: int, dropping: pl.Series
     ) -> tuple[bytes, pl.Series]:
         """Parquet bytes of the events whose eventID is not in ``dropping``, and their IDs."""
-        if dropping.is_empty() and self.parquet is not None:
-            return self.parquet, self.event_ids
-        events = self.events if self.events is not None else pl.read_parquet(self.parquet or b"")
-        events = drop_known_events(events, dropping)
+        events = drop_known_events(self.events, dropping)
         parquet = to_parquet(events, row_group_rows=row_group_rows, schema=schema)
         return parquet, events[DEDUP_COLUMN]
+
+    @property
+    def event_ids(self) -> pl.Series:
+        return self.events[DEDUP_COLUMN]
 
 
 @dataclass
 class PreparedBatch:
-    """A batch read, decoded and encoded, not yet written: what a worker process returns."""
+    """A batch read and decoded, its events placed in partitions, not yet written."""
 
     name: str
     outcome: BatchOutcome
@@ -90,14 +84,8 @@ class PreparedBatch:
     """What could not be converted, written beside the table when the batch commits."""
 
 
-def prepare_batch(
-    source: Storage, batch: list[PendingObject], *, row_group_rows: int, encode: bool = False
-) -> PreparedBatch:
-    """Read and convert a batch: the CPU-heavy half, safe to run in parallel processes.
-
-    ``encode``: turn each partition into Parquet now (in a worker process, so the bytes
-    cross to the committing process small and the encoding runs in parallel).
-    """
+def prepare_batch(source: Storage, batch: list[PendingObject]) -> PreparedBatch:
+    """Read and convert a batch: decode, shape, place; nothing written yet."""
     outcome = BatchOutcome()
     fetched = source.read_many([item.stored.path for item in batch])
     inputs: dict[ObjectKind, list[LogBytes]] = {kind: [] for kind in TABLE_OF_KIND}
@@ -124,14 +112,7 @@ def prepare_batch(
         outcome.duplicates_dropped += placed.duplicates_dropped
         outcome.problems.extend(placed.problems)
         for key, events in split_partitions(placed.events).items():
-            prepared.partitions[(schema.name, *key)] = (
-                PreparedPartition(
-                    events[DEDUP_COLUMN],
-                    parquet=to_parquet(events, row_group_rows=row_group_rows, schema=schema),
-                )
-                if encode
-                else PreparedPartition(events[DEDUP_COLUMN], events=events)
-            )
+            prepared.partitions[(schema.name, *key)] = PreparedPartition(events)
     return prepared
 
 
@@ -144,39 +125,30 @@ def commit_batch(
 ) -> BatchOutcome:
     """Write a prepared batch into its tables, then mark its objects converted.
 
-    One writer per partition at a time (this run's batches are committed in order;
-    another run or a parallel backfill unit waits for the partition's lease), so the
-    check against events already in a partition sees every file written before.
+    One writer per partition at a time (parallel workers, other runs and backfill units
+    wait for the partition's lease), so the check against events already in a
+    partition sees every file written before.
     """
     outcome = prepared.outcome
     known = known or KnownEventIds(dest)
-    for (table, region, year, month, day), part in prepared.partitions.items():
-        schema = SCHEMA_OF_TABLE[table]
-        partition = partition_path(region, year, month, day)
-        folder = dest.path(table, partition)
-        target = posixpath.join(folder, part_file_name(prepared.name))
-        with partition_lock(dest, f"{table}/{partition}") as lease:
-            known.refresh(folder)  # files other writers added (or compaction removed)
-            duplicates = known.duplicates(folder, target, part.event_ids)
-            data, ids = part.encoded(schema, row_group_rows, dropping=duplicates)
-            written = ids.len()
-            outcome.duplicates_dropped += part.event_ids.len() - written
-            if written == 0:
-                if dest.exists(target):  # An earlier run of this batch wrote what others hold.
-                    dest.remove(target)
-                known.forget(folder, target)
-                continue
-            lease.keep()
-            dest.write_atomically(target, data)
-            known.wrote(folder, target, ids)
-        outcome.files_written += 1
-        outcome.bytes_written += len(data)
-        if schema is INSIGHTS:
-            outcome.insight_events_written += written
-            outcome.insight_partitions.add(partition)
-        else:
-            outcome.events_written += written
-            outcome.partitions.add(partition)
+    # Partitions whose lease another writer holds (a parallel worker, another run) come
+    # last: by then that writer has usually moved on, and nobody waited meanwhile.
+    busy = []
+    for key, part in prepared.partitions.items():
+        try:
+            with partition_lock(dest, _lock_name(key), wait=0) as lease:
+                _commit_partition(
+                    dest, prepared.name, key, part,
+                    lease=lease, known=known, outcome=outcome, rows=row_group_rows,
+                )  # fmt: skip
+        except LockTimeoutError:
+            busy.append((key, part))
+    for key, part in busy:
+        with partition_lock(dest, _lock_name(key)) as lease:
+            _commit_partition(
+                dest, prepared.name, key, part,
+                lease=lease, known=known, outcome=outcome, rows=row_group_rows,
+            )  # fmt: skip
 
     # What the batch could not convert is named beside the table after its data and
     # before its state, so a batch marked done has its failures on record.
@@ -192,6 +164,51 @@ def commit_batch(
     return outcome
 
 
+def _lock_name(key: tuple[str, str, str, str, str]) -> str:
+    table, region, year, month, day = key
+    return f"{table}/{partition_path(region, year, month, day)}"
+
+
+def _commit_partition(
+    dest: Storage,
+    batch: str,
+    key: tuple[str, str, str, str, str],
+    part: PreparedPartition,
+    *,
+    lease: Lease,
+    known: KnownEventIds,
+    outcome: BatchOutcome,
+    rows: int,
+) -> None:
+    """Write one partition's events of a batch, under its lease, minus those already there."""
+    table, region, year, month, day = key
+    schema = SCHEMA_OF_TABLE[table]
+    partition = partition_path(region, year, month, day)
+    folder = dest.path(table, partition)
+    target = posixpath.join(folder, part_file_name(batch))
+    known.refresh(folder)  # files other writers added (or compaction removed)
+    duplicates = known.duplicates(folder, target, part.event_ids)
+    data, ids = part.encoded(schema, rows, dropping=duplicates)
+    written = ids.len()
+    outcome.duplicates_dropped += part.event_ids.len() - written
+    if written == 0:
+        if dest.exists(target):  # An earlier run of this batch wrote what others hold.
+            dest.remove(target)
+        known.forget(folder, target)
+        return
+    lease.keep()
+    dest.write_atomically(target, data)
+    known.wrote(folder, target, ids)
+    outcome.files_written += 1
+    outcome.bytes_written += len(data)
+    if schema is INSIGHTS:
+        outcome.insight_events_written += written
+        outcome.insight_partitions.add(partition)
+    else:
+        outcome.events_written += written
+        outcome.partitions.add(partition)
+
+
 def convert_batch(
     source: Storage,
     dest: Storage,
@@ -201,7 +218,7 @@ def convert_batch(
     known: KnownEventIds | None = None,
 ) -> BatchOutcome:
     """Convert ``batch`` into ``dest``'s events table and mark it converted."""
-    prepared = prepare_batch(source, batch, row_group_rows=row_group_rows)
+    prepared = prepare_batch(source, batch)
     return commit_batch(dest, prepared, row_group_rows=row_group_rows, known=known)
 
 

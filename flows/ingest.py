@@ -13,11 +13,9 @@ and, when nothing is new, no log object at all.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -27,14 +25,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 
 from flows.aws import RequestCounter
-from flows.batch import (
-    KnownEventIds,
-    PendingObject,
-    PreparedBatch,
-    commit_batch,
-    convert_batch,
-    prepare_batch,
-)
+from flows.batch import KnownEventIds, convert_batch
 from flows.incremental import (
     BatchConverter,
     Progress,
@@ -46,9 +37,10 @@ from flows.incremental import (
 )
 from flows.listing import day_folders, delivered_days, discover, window
 from flows.register import register_after_ingest
-from flows.report import BatchOutcome, RunSummary
+from flows.report import RunSummary
 from flows.settings import Settings
 from flows.storage import Storage
+from flows.workers import BatchWorkers
 from transforms.errors import PipelineError
 
 __all__ = [
@@ -100,31 +92,29 @@ def run_ingest(
     started = time.perf_counter()
     source, dest = open_storages(source_url, dest_url, settings)
     summary = new_summary(source, dest)
-    found = discover(source)
-    folders = []
-    for trail in found.trails:
-        days = delivered_days(source, trail) if lookback == 0 else window(now.date(), lookback)
-        folders += day_folders([trail], [d for d in days if found.admits(d)])
-    works = plan_days(source, dest, folders, summary, now)
-    log_plan(summary, sum(len(w.pending) for w in works), log)
-    # One index of the table's eventIDs for the whole run (refreshed under each partition's
-    # lease), and batches prepared in worker processes when the settings ask for them.
-    known = KnownEventIds(dest)
-    convert_days(
-        source,
-        dest,
-        works,
-        summary,
-        settings=settings,
-        now=now,
-        converter=partial(converter, known=known),
-        progress=progress,
-        run_batches=(
-            partial(_in_worker_processes, source, dest, settings, known)
-            if settings.workers > 1
-            else None
-        ),
-    )
+    # Worker processes start first, so their imports overlap the listing below.
+    with BatchWorkers(source, dest, settings) if settings.workers > 1 else nullcontext() as workers:
+        found = discover(source)
+        folders = []
+        for trail in found.trails:
+            days = delivered_days(source, trail) if lookback == 0 else window(now.date(), lookback)
+            folders += day_folders([trail], [d for d in days if found.admits(d)])
+        works = plan_days(source, dest, folders, summary, now)
+        log_plan(summary, sum(len(w.pending) for w in works), log)
+        # In this process, one index of the table's eventIDs for the whole run (refreshed
+        # under each partition's lease); each worker process keeps its own.
+        known = KnownEventIds(dest)
+        convert_days(
+            source,
+            dest,
+            works,
+            summary,
+            settings=settings,
+            now=now,
+            converter=partial(converter, known=known),
+            progress=progress,
+            run_batches=workers.convert if workers else None,
+        )
     registrations, problems = register_after_ingest(dest_url, settings, summary)
     summary.catalog = [r.as_json() for r in registrations]
     summary.problems.extend(problems)
@@ -132,45 +122,6 @@ def run_ingest(
     summary.table_requests.update(dest.requests())
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _in_worker_processes(
-    source: Storage,
-    dest: Storage,
-    settings: Settings,
-    known: KnownEventIds,
-    groups: Iterator[list[PendingObject]],
-) -> Iterator[tuple[list[PendingObject], BatchOutcome]]:
-    """Prepare batches in worker processes; commit each here, in order, few in flight.
-
-    Committing stays in this process so the eventID check always sees earlier writes.
-    """
-    # spawn, not fork: the parent may run Prefect's threads, which fork would copy mid-flight.
-    context = multiprocessing.get_context("spawn")
-    rows = settings.row_group_rows
-    with ProcessPoolExecutor(max_workers=settings.workers, mp_context=context) as pool:
-        in_flight: deque[tuple[list[PendingObject], Future[PreparedBatch]]] = deque()
-
-        def commit_oldest() -> tuple[list[PendingObject], BatchOutcome]:
-            batch, future = in_flight.popleft()
-            return batch, commit_batch(dest, future.result(), row_group_rows=rows, known=known)
-
-        for batch in groups:
-            in_flight.append(
-                (batch, pool.submit(_prepare_in_worker, source.url(), settings, batch, rows))
-            )
-            if len(in_flight) > settings.workers:
-                yield commit_oldest()
-        while in_flight:
-            yield commit_oldest()
-
-
-def _prepare_in_worker(
-    source_url: str, settings: Settings, batch: list[PendingObject], row_group_rows: int
-) -> PreparedBatch:
-    """A worker process's half of a batch, on a storage of its own (requests not counted)."""
-    source = Storage(source_url, settings=settings, counter=RequestCounter())
-    return prepare_batch(source, batch, row_group_rows=row_group_rows, encode=True)
 
 
 def _inside(path: str, folder: str) -> bool:

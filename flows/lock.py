@@ -135,13 +135,16 @@ def acquire(
 
 
 @contextlib.contextmanager
-def held(storage: Storage, path: str) -> Iterator[Lease]:
-    """Hold the lease at ``path`` for a block, with the storage's lock settings."""
+def held(storage: Storage, path: str, *, wait: float | None = None) -> Iterator[Lease]:
+    """Hold the lease at ``path`` for a block, with the storage's lock settings.
+
+    ``wait``: seconds to wait for a live holder (0: one attempt), instead of the setting's.
+    """
     lease = acquire(
         storage,
         path,
         ttl=storage.settings.lock_ttl_seconds,
-        wait=storage.settings.lock_wait_seconds,
+        wait=storage.settings.lock_wait_seconds if wait is None else wait,
     )
     try:
         yield lease
@@ -149,9 +152,11 @@ def held(storage: Storage, path: str) -> Iterator[Lease]:
         lease.release()
 
 
-def partition_lock(dest: Storage, partition: str) -> contextlib.AbstractContextManager[Lease]:
+def partition_lock(
+    dest: Storage, partition: str, *, wait: float | None = None
+) -> contextlib.AbstractContextManager[Lease]:
     """The lease on one table partition (``region=…/year=…/month=…/day=…``)."""
-    return held(dest, dest.path(LOCKS_FOLDER, "events", partition, "lock.json"))
+    return held(dest, dest.path(LOCKS_FOLDER, "events", partition, "lock.json"), wait=wait)
 
 
 def _body(owner: str, expires: float) -> bytes:

@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1,
         description=(
-            "Processes decoding batches in parallel (use the machine's cores). Writing "
-            "stays in one process, batch after batch, so de-duplication sees every write."
+            "Processes converting batches in parallel (use the machine's cores). Each "
+            "writes a partition only under its lease, so de-duplication sees every write."
         ),
         gt=0,
     )

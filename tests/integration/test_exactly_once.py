@@ -139,3 +139,46 @@ def test_the_prefect_flow_killed_mid_way_then_rerun_keeps_every_event_once(prefe
     summary = ingest("s3://trail/", LAKE, lookback_days=0)
     assert summary["objects_converted"] > 0
     assert_exactly_once(LAKE, trail.event_ids)
+
+
+def test_worker_processes_write_every_event_once_and_their_requests_are_counted(trail):
+    # Each worker commits its own batches under the partitions' leases, with its own index.
+    settings = Settings(batch_objects=2, lookback_days=0, workers=2)
+    summary = run_ingest("s3://trail/", LAKE, settings=settings)
+    assert_exactly_once(LAKE, trail.event_ids)
+    assert summary.duplicates_dropped == 1
+    # The data, batch and state PUTs happen in the workers; the summary still counts them.
+    assert summary.table_requests["PutObject"] >= summary.files_written + len(summary.partitions)
+
+
+def test_a_partition_another_writer_holds_is_written_after_the_free_ones(tmp_path):
+    import threading
+
+    from flows.lock import partition_lock
+    from flows.storage import Storage
+
+    trail = Trail(root=tmp_path / "logs")
+    # Events at 23:55 and 00:05: one object, two day partitions.
+    trail.deliver(ACCOUNT_A, "us-east-1", at("2024-03-10", "0010"), events=3)
+    trail.deliver(ACCOUNT_A, "us-east-1", at("2024-03-10", "0001"), events=3)
+    table = tmp_path / "table"
+    held = threading.Event()
+    released_at: list[float] = []
+
+    def other_writer() -> None:
+        with partition_lock(Storage(str(table)), "events/" + busy_partition):
+            held.set()
+            time.sleep(1.0)
+            released_at.append(time.time())
+
+    busy_partition = "region=us-east-1/year=2024/month=03/day=09"
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    held.wait(5)
+    run_ingest(str(trail.root), str(table), settings=Settings(lookback_days=0))
+    writer.join()
+    assert_exactly_once(str(table), trail.event_ids)
+    [busy] = (table / "events" / busy_partition).glob("*.parquet")
+    [free] = (table / "events" / busy_partition.replace("day=09", "day=10")).glob("*.parquet")
+    # The free partition did not wait for the busy one: written before the lease came free.
+    assert free.stat().st_mtime < released_at[0] <= busy.stat().st_mtime
