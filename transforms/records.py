@@ -22,7 +22,8 @@ from collections.abc import Container, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
-from itertools import accumulate, chain
+from itertools import accumulate, chain, repeat
+from operator import is_
 from typing import Any
 
 import msgspec
@@ -414,12 +415,16 @@ def _rows_to_frame(records: RecordRows) -> pl.DataFrame:
 
 
 def _column(field_type: FieldType, values: Sequence[Any]) -> pa.Array:
-    if values.count(None) == len(values):  # common: most nested objects are often absent
+    # Null checks by identity, in C (``None in values`` would call __eq__ on every string).
+    if all(map(is_, values, repeat(None))):  # common: many nested objects are absent
         return pa.nulls(len(values), _arrow_type(field_type))
     if isinstance(field_type, Struct):
-        absent = (None,) * len(field_type.fields)
-        nulls = [v is None for v in values]
-        rows = [absent if v is None else astuple(v) for v in values]
+        nulls = list(map(is_, values, repeat(None)))
+        if any(nulls):
+            absent = (None,) * len(field_type.fields)
+            rows = [absent if v is None else astuple(v) for v in values]
+        else:
+            rows = list(map(astuple, values))
         members = list(zip(*rows, strict=True)) if rows else [()] * len(field_type.fields)
         return pa.StructArray.from_arrays(
             [_column(f.type, m) for f, m in zip(field_type.fields, members, strict=True)],
