@@ -28,7 +28,12 @@ from flows.storage import Storage, StoredObject
 from schemas.cloudtrail import SORT_COLUMN
 from transforms.compact import compact_window, in_window, time_windows
 from transforms.errors import PipelineError
-from transforms.parquet import DEFAULT_ROW_GROUP_ROWS, batch_id, to_parquet
+from transforms.parquet import (
+    COMPACTED_ZSTD_LEVEL,
+    DEFAULT_ROW_GROUP_ROWS,
+    batch_id,
+    to_parquet,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +141,9 @@ def _compact_partition(
         events = pl.from_arrow(dataset.to_table(filter=in_window(window)))
         assert isinstance(events, pl.DataFrame)
         unique, dropped = compact_window(events)
-        data = to_parquet(unique, row_group_rows=DEFAULT_ROW_GROUP_ROWS)
+        data = to_parquet(
+            unique, row_group_rows=DEFAULT_ROW_GROUP_ROWS, zstd_level=COMPACTED_ZSTD_LEVEL
+        )
         target = posixpath.join(folder, f"{COMPACTED_PREFIX}{name}-{index:04d}.parquet")
         dest.write_atomically(target, data)
         written.append(target)

@@ -14,12 +14,21 @@ from schemas.derive import SCHEMA_VERSION_METADATA_KEY, polars_schema
 DEFAULT_ROW_GROUP_ROWS = 122_880
 """Rows per row group: a few MB compressed, so readers prune time ranges finely."""
 
+INGEST_ZSTD_LEVEL = 1
+"""Files written as logs arrive: level 1 measured 16% faster to encode than Polars'
+default (3) on the benchmark corpus, and the files came out the same size (12.7 vs
+12.8 MB for 100k events)."""
+
+COMPACTED_ZSTD_LEVEL = 3
+"""Files written once per day by compaction, to be read for years: Polars' default."""
+
 
 def to_parquet(
     events: pl.DataFrame,
     *,
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     schema: TableSchema = EVENTS,
+    zstd_level: int = INGEST_ZSTD_LEVEL,
 ) -> bytes:
     """Parquet bytes of one partition's events (partition keys live in the path)."""
     frame = (
@@ -31,6 +40,7 @@ def to_parquet(
     frame.write_parquet(
         buffer,
         compression="zstd",
+        compression_level=zstd_level,
         row_group_size=row_group_rows,
         statistics=True,
         metadata={SCHEMA_VERSION_METADATA_KEY: SCHEMA_VERSION},
