@@ -462,10 +462,16 @@ def _raw_text_column(values: Sequence[msgspec.Raw | None]) -> pa.Array:
     """
     spans = [_NULL_RAW if v is None else v for v in values]
     offsets = array("q", accumulate(map(len, spans), initial=0))
-    text = pa.LargeStringArray.from_buffers(
-        len(spans), pa.py_buffer(offsets), pa.py_buffer(b"".join(spans))
-    )
-    text = pc.if_else(pc.equal(text, "null"), pa.scalar(None, pa.large_string()), text)
+    offsets_buffer, data_buffer = pa.py_buffer(offsets), pa.py_buffer(b"".join(spans))
+    text = pa.LargeStringArray.from_buffers(len(spans), offsets_buffer, data_buffer)
+    # The spans that are a literal null become NULL through the validity bitmap: no copy.
+    present = pc.invert(pc.equal(text, "null"))
+    if present.offset == 0 and present.null_count == 0:
+        text = pa.LargeStringArray.from_buffers(
+            len(spans), offsets_buffer, data_buffer, present.buffers()[1]
+        )
+    else:  # pragma: no cover - pyarrow returns a fresh array with no offset
+        text = pc.if_else(present, text, pa.scalar(None, pa.large_string()))
     quoted = pc.starts_with(text, '"')
     if pc.any(quoted).as_py():
         strings = text.to_pylist()
