@@ -79,7 +79,14 @@ def _struct_class(struct: Struct, name: str, *, strict: bool = True) -> type[msg
     )
 
 
+def _is_boolean_text(field_type: FieldType) -> bool:
+    """A STRING column where CloudTrail writes JSON booleans (``readOnly``)."""
+    return isinstance(field_type, Text) and field_type.json_kind == "boolean"
+
+
 def _decoded_type(field_type: FieldType, name: str, *, strict: bool) -> Any:
+    if _is_boolean_text(field_type):
+        return bool | None  # Any other JSON type takes the careful path, which keeps its text.
     if isinstance(field_type, Struct):
         return _struct_class(field_type, name, strict=strict) | None
     if isinstance(field_type, ArrayOf):
@@ -373,9 +380,17 @@ def _coerce_value(raw: msgspec.Raw, field_type: FieldType, name: str) -> tuple[A
             elements.append(element)
         # Lists have no keys to mirror: an element we could not map keeps the whole array.
         return elements, (None if complete else raw)
-    if _as_raw_text(field_type):
-        return msgspec.Raw(text), None
-    return _text_of_json(text), None
+    value: bool | msgspec.Raw | str | None
+    if _is_boolean_text(field_type) and text in _BOOLEANS:
+        value = text == b"true"
+    elif _as_raw_text(field_type):
+        value = msgspec.Raw(text)
+    else:
+        value = _text_of_json(text)
+    return value, None
+
+
+_BOOLEANS = (b"true", b"false")
 
 
 @cache
@@ -438,6 +453,8 @@ def _column(field_type: FieldType, values: Sequence[Any]) -> pa.Array:
             _column(field_type.element, list(chain.from_iterable(v for v in values if v))),
             mask=pa.array([v is None for v in values], pa.bool_()),
         )
+    if _is_boolean_text(field_type):
+        return _boolean_text_column(values)
     if _as_raw_text(field_type):
         return _raw_text_column(values)
     # string_view is Polars' own layout: the frame takes these buffers without a copy.
@@ -452,6 +469,20 @@ def _arrow_type(field_type: FieldType) -> pa.DataType:
     if isinstance(field_type, ArrayOf):
         return pa.list_(_arrow_type(field_type.element))
     return pa.string_view()
+
+
+def _boolean_text_column(values: Sequence[bool | msgspec.Raw | None]) -> pa.Array:
+    """JSON booleans as the raw table shows them (``true``/``false``); other values as text."""
+    try:
+        flags = pa.array(values, pa.bool_())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a record's value of another JSON type
+        return _raw_text_column(
+            [_JSON_BOOLEAN[v] if v is True or v is False else v for v in values]
+        )
+    return flags.cast(pa.string()).cast(pa.string_view())
+
+
+_JSON_BOOLEAN = {True: msgspec.Raw(b"true"), False: msgspec.Raw(b"false")}
 
 
 def _raw_text_column(values: Sequence[msgspec.Raw | None]) -> pa.Array:

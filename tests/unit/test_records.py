@@ -214,3 +214,15 @@ def test_records_that_cannot_be_read_are_reported_and_the_rest_kept(record, reas
     assert [(p.key, p.record) for p in decoded.problems] == [("k", 1)]
     assert reason in decoded.problems[0].reason
     assert decoded.positions == [0, 2]
+
+
+def test_a_boolean_column_mixing_json_types_shows_each_as_the_raw_table_does():
+    def record(value: bytes) -> bytes:
+        return b'{"eventTime":"2024-01-05T00:00:00Z","eventID":"e","readOnly":' + value + b"}"
+
+    values = [b"true", b'"True"', b"false", b"0", b"null", b'{"a":1}']
+    rows, decoded = rows_of(*(record(v) for v in values))
+    assert decoded.problems == []
+    assert [r["readonly"] for r in rows] == ["true", "True", "false", "0", None, '{"a":1}']
+    only_booleans, _ = rows_of(record(b"false"), record(b"null"), record(b"true"))
+    assert [r["readonly"] for r in only_booleans] == ["false", None, "true"]
