@@ -63,9 +63,20 @@ def ingest(
             "0 = every day under SOURCE.",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes converting batches in parallel (default CTPARQUET_WORKERS, 1): "
+            "give a big run the machine's cores.",
+        ),
+    ] = None,
 ) -> None:
     """Convert the CloudTrail log objects under SOURCE not converted yet into DEST."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if workers is not None:  # settings are read from the environment, in the flow too
+        os.environ["CTPARQUET_WORKERS"] = str(workers)
     started = time.perf_counter()
     with _progress("converting", "objects", hidden=as_json) as on_progress:
         try:

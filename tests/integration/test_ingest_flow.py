@@ -6,6 +6,7 @@ import gzip
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -120,6 +121,27 @@ def test_cli_json_summary_is_the_last_stdout_line(logs, tmp_path):
     assert summary["days_listed"] == 2
     assert summary["problems"][0]["reason"].startswith("not valid JSON")
     assert summary["events_table"] == str(tmp_path / "lake" / "events")
+
+
+def test_cli_workers_option_converts_in_worker_processes(logs, tmp_path, monkeypatch):
+    from flows.workers import BatchWorkers
+
+    monkeypatch.setenv("CTPARQUET_WORKERS", "1")  # restored after the CLI sets it
+    (logs / KEY.format(day="2024/01/06", name="broken")).unlink()
+    pools: list[int] = []
+    start_pool = BatchWorkers.__init__
+
+    def recording(self: BatchWorkers, source: Any, dest: Any, settings: Any) -> None:
+        pools.append(settings.workers)
+        start_pool(self, source, dest, settings)
+
+    monkeypatch.setattr(BatchWorkers, "__init__", recording)
+    result = CliRunner().invoke(
+        app, ["ingest", str(logs), str(tmp_path / "lake"), "--no-prefect", "--workers", "2"]
+    )
+    assert result.exit_code == EXIT_OK, result.output
+    assert pools == [2]
+    assert sorted(read_table(tmp_path / "lake" / "events")["eventid"]) == ["e1", "e2"]
 
 
 def test_cli_human_summary_and_exit_status(logs, tmp_path):
