@@ -95,7 +95,7 @@ def _run_ingest(
     source: str, dest: str, on_progress: Any, no_prefect: bool, lookback_days: int | None
 ) -> dict[str, Any]:
     if no_prefect:
-        from flows.ingest import run_ingest
+        from flows.run import run_ingest
 
         return run_ingest(source, dest, progress=on_progress, lookback_days=lookback_days).as_json()
     from flows.ingest import ingest as ingest_flow

@@ -64,7 +64,7 @@ def corpus_bytes(folder: Path) -> tuple[int, int]:
 
 
 def run_ours(source: Path, out: Path, threads: int) -> dict[str, float]:
-    from flows.ingest import run_ingest
+    from flows.run import run_ingest
     from flows.settings import Settings
 
     settings = Settings(workers=threads)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -158,3 +160,21 @@ def test_cli_refuses_a_destination_inside_the_source(logs):
     )
     assert result.exit_code == EXIT_FAILED
     assert "inside the source" in json.loads(result.stdout.strip().splitlines()[-1])["error"]
+
+
+def test_ingest_without_prefect_imports_no_prefect(logs, tmp_path):
+    # Prefect costs ~0.8 s and ~100 MB per process: --no-prefect and worker processes skip it.
+    args = ["ingest", str(logs), str(tmp_path / "lake"), "--no-prefect", "--workers", "2"]
+    program = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from flows.cli import app\n"
+        f"result = CliRunner().invoke(app, {args!r})\n"
+        "assert 'prefect' not in sys.modules, 'ingest --no-prefect imported Prefect'\n"
+        "sys.exit(result.exit_code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == EXIT_PROBLEMS, result.stderr  # the fixture's broken object
+    assert sorted(read_table(tmp_path / "lake" / "events")["eventid"]) == ["e1", "e2"]
