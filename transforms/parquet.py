@@ -19,8 +19,10 @@ INGEST_ZSTD_LEVEL = 1
 default (3) on the benchmark corpus, and the files came out the same size (12.7 vs
 12.8 MB for 100k events)."""
 
-COMPACTED_ZSTD_LEVEL = 3
-"""Files written once per day by compaction, to be read for years: Polars' default."""
+COMPACTED_ZSTD_LEVEL = 9
+"""Files written once per day by compaction, to be scanned for years (Athena bills bytes
+scanned): level 9 measured 11% smaller than level 3 (10.2 vs 11.5 MB for a 90k-event
+partition) for 2.3x the encoding time of a background job."""
 
 
 def to_parquet(
