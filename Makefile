@@ -16,10 +16,13 @@ lint: ## ruff and mypy only
 bench: ## throughput vs DuckDB on a 1M-event corpus, 1 and 2 threads (about 8 min)
 	$(PY) dev.py setup && .venv/bin/python -m tests.benchmarks --events 1000000 --threads 1 2 --repeat 2
 
+bench-stages: ## where one core's time goes: inflate, parse, columns, place, encode, write
+	$(PY) dev.py setup && POLARS_MAX_THREADS=1 .venv/bin/python -m tests.benchmarks.stages --objects 700
+
 bench-query: ## bytes the seed's queries read: raw gzip JSON vs our table
 	$(PY) dev.py setup && .venv/bin/python -m tests.benchmarks.query_bytes --events 200000
 
 bench-s3: ## S3 requests of scheduled runs over 10,000 objects of history (moto)
 	$(PY) dev.py setup && .venv/bin/python -m tests.benchmarks.s3_requests --objects 10000
 
-.PHONY: help demo test lint bench bench-query bench-s3
+.PHONY: help demo test lint bench bench-stages bench-query bench-s3
