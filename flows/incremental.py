@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from flows.batch import TABLE_OF_KIND, KnownEventIds, PendingObject, convert_batch
 from flows.listing import DayFolder
+from flows.memory import release_freed_memory
 from flows.report import BatchOutcome, RunSummary
 from flows.settings import Settings
 from flows.state import (
@@ -171,6 +172,7 @@ def convert_days(
         )
     )
     for batch, outcome in converted:
+        release_freed_memory()
         summary.add(outcome)
         finished: dict[int, tuple[DayWork, set[str]]] = {}
         for url in outcome.converted_urls:

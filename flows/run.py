@@ -89,16 +89,12 @@ def run_ingest(
         # In this process, one index of the table's eventIDs for the whole run (refreshed
         # under each partition's lease); each worker process keeps its own.
         known = KnownEventIds(dest)
-        # BATCH_BYTES bounds the run's memory: N workers each convert batches of 1/N of it
-        # (measured on 5 GB: 2 workers of 4 MiB batches peaked at 1.12 GB in all, of 2 MiB
-        # at 0.97 GB, no slower).
-        per_worker = settings.batch_bytes // settings.workers
         convert_days(
             source,
             dest,
             works,
             summary,
-            settings=settings.model_copy(update={"batch_bytes": max(1, per_worker)}),
+            settings=settings,
             now=now,
             converter=partial(converter, known=known),
             progress=progress,

@@ -21,6 +21,7 @@ from types import TracebackType
 
 from flows.aws import RequestCounter
 from flows.batch import KnownEventIds, PendingObject, convert_batch
+from flows.memory import release_freed_memory
 from flows.report import BatchOutcome
 from flows.settings import Settings
 from flows.storage import Storage
@@ -95,4 +96,5 @@ def _convert(
     outcome = convert_batch(
         source, dest, batch, row_group_rows=settings.row_group_rows, known=known
     )
+    release_freed_memory()
     return outcome, dest.requests() - before
