@@ -2,8 +2,9 @@
 
 Measured on the 5.2 GB corpus with 2 workers (peak RSS of the three processes
 together): pyarrow's default pool (mimalloc) 1,116 MB; the system allocator
-1,001 MB; plus trimming glibc's free lists after each batch, 933 MB; at the same
-speed. Dask's workers trim the same way.
+1,001 MB; plus trimming glibc's free lists after each batch, 933 MB. The cost is
+about 3% of one core's throughput (39,600 vs 41,000 events/s). Dask's workers
+trim the same way.
 """
 
 from __future__ import annotations
