@@ -20,19 +20,21 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from prefect import flow, get_run_logger
 
 from flows.batch import EVENTS_FOLDER
 from flows.storage import Storage, StoredObject
 from schemas.cloudtrail import SORT_COLUMN
-from transforms.compact import compact_window, in_window, time_windows
+from transforms.compact import Window, compact_window, in_window, time_windows, window_parts
 from transforms.errors import PipelineError
 from transforms.parquet import (
     COMPACTED_ZSTD_LEVEL,
     DEFAULT_ROW_GROUP_ROWS,
     batch_id,
-    to_parquet,
+    parquet_rows,
+    streamed_parquet,
 )
 
 log = logging.getLogger(__name__)
@@ -127,6 +129,20 @@ def _partition_day(folder: str) -> date | None:
         return None
 
 
+def _read(dataset: ds.Dataset, window: Window) -> pl.DataFrame:
+    start, end = window
+    selected = pc.field(SORT_COLUMN) >= start
+    if end is not None:
+        selected &= pc.field(SORT_COLUMN) < end
+    events = pl.from_arrow(dataset.to_table(filter=selected))
+    assert isinstance(events, pl.DataFrame)
+    return events
+
+
+def _rows_in(timestamps: pl.Series, window: Window) -> int:
+    return timestamps.to_frame().filter(in_window(window)).height
+
+
 def _compact_partition(
     dest: Storage, folder: str, files: list[StoredObject], target_bytes: int, summary: Any
 ) -> None:
@@ -138,17 +154,21 @@ def _compact_partition(
     name = batch_id(posixpath.basename(f.path) for f in files)
     written: list[str] = []
     for index, window in enumerate(time_windows(timestamps, rows_per_file)):
-        events = pl.from_arrow(dataset.to_table(filter=in_window(window)))
-        assert isinstance(events, pl.DataFrame)
-        unique, dropped = compact_window(events)
-        data = to_parquet(
-            unique, row_group_rows=DEFAULT_ROW_GROUP_ROWS, zstd_level=COMPACTED_ZSTD_LEVEL
+        # A window is read a part at a time (filters reach the Parquet statistics), so
+        # memory does not grow with the target size.
+        parts = (
+            compact_window(_read(dataset, part).lazy()).collect()
+            for part in window_parts(timestamps, window)
+        )
+        data = streamed_parquet(
+            parts, row_group_rows=DEFAULT_ROW_GROUP_ROWS, zstd_level=COMPACTED_ZSTD_LEVEL
         )
         target = posixpath.join(folder, f"{COMPACTED_PREFIX}{name}-{index:04d}.parquet")
         dest.write_atomically(target, data)
         written.append(target)
-        summary.events += unique.height
-        summary.duplicates_dropped += dropped
+        kept = parquet_rows(data)
+        summary.events += kept
+        summary.duplicates_dropped += _rows_in(timestamps, window) - kept
         summary.bytes_after += len(data)
     # Only now that every new file is complete and in place do the old ones go.
     for old in files:

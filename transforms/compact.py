@@ -4,6 +4,10 @@ Athena is slow on many small files. A closed day's partition is rewritten into
 files of a target size, each holding a disjoint event-time window, sorted, with
 each eventID once. Windows are cut on timestamp values, so every copy of a
 redelivered event (same eventTime) falls into the same window and meets its twin.
+
+A window is not decoded whole: it streams in parts of ``PART_ROWS`` rows, cut the
+same way, each de-duplicated and sorted, so memory is bounded by a part and the
+writer's row group whatever the target file size.
 """
 
 from __future__ import annotations
@@ -11,12 +15,16 @@ from __future__ import annotations
 from datetime import datetime
 
 import polars as pl
-import pyarrow.compute as pc
 
 from schemas.cloudtrail import DEDUP_COLUMN, SORT_COLUMN
 
 Window = tuple[datetime, datetime | None]
 """[start, end) of event times; end None means open-ended (the last window)."""
+
+PART_ROWS = 20_000
+"""Rows of a window decoded at a time. Decoded whole, a window took about 60x its Parquet
+bytes (2.28 GB peak RSS for a 300k-event, 36 MB window); in parts, 794 MB, the same rows
+out (ADR 5)."""
 
 
 def time_windows(timestamps: pl.Series, rows_per_window: int) -> list[Window]:
@@ -35,16 +43,24 @@ def time_windows(timestamps: pl.Series, rows_per_window: int) -> list[Window]:
     return list(zip(starts, ends, strict=True))
 
 
-def in_window(window: Window) -> pc.Expression:
+def in_window(window: Window) -> pl.Expr:
     """The predicate selecting a window's rows (pushed down to Parquet statistics)."""
     start, end = window
-    selected = pc.field(SORT_COLUMN) >= start
-    return selected if end is None else selected & (pc.field(SORT_COLUMN) < end)
+    selected = pl.col(SORT_COLUMN) >= start
+    return selected if end is None else selected & (pl.col(SORT_COLUMN) < end)
 
 
-def compact_window(events: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """A window's events sorted by time, each eventID once; and how many copies were dropped."""
-    unique = events.filter(
+def compact_window(events: pl.LazyFrame) -> pl.LazyFrame:
+    """Events sorted by time, each eventID once (rows without one all stay)."""
+    return events.filter(
         pl.col(DEDUP_COLUMN).is_null() | pl.col(DEDUP_COLUMN).is_first_distinct()
     ).sort(SORT_COLUMN, maintain_order=True)
-    return unique, events.height - unique.height
+
+
+def window_parts(
+    timestamps: pl.Series, window: Window, *, part_rows: int = PART_ROWS
+) -> list[Window]:
+    """A window cut into parts of about ``part_rows`` rows, in time order, on timestamp
+    values (copies of a redelivered event stay in one part)."""
+    inside = timestamps.to_frame(SORT_COLUMN).filter(in_window(window)).to_series()
+    return [(start, end or window[1]) for start, end in time_windows(inside, part_rows)]

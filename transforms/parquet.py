@@ -7,6 +7,8 @@ import io
 from collections.abc import Iterable
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from schemas.cloudtrail import EVENTS, SCHEMA_VERSION, SORT_COLUMN, TableSchema
 from schemas.derive import SCHEMA_VERSION_METADATA_KEY, polars_schema
@@ -48,6 +50,57 @@ def to_parquet(
         metadata={SCHEMA_VERSION_METADATA_KEY: SCHEMA_VERSION},
     )
     return buffer.getvalue()
+
+
+def streamed_parquet(
+    parts: Iterable[pl.DataFrame],
+    *,
+    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+    schema: TableSchema = EVENTS,
+    zstd_level: int = COMPACTED_ZSTD_LEVEL,
+) -> bytes:
+    """Parquet bytes of events arriving in parts already in time order, written as they
+    come: memory holds one row group, not every row. (Polars' own sink ran a window's
+    parts side by side: 1.54 GB for a 300k-event window, against 2.28 GB whole.)"""
+    buffer = io.BytesIO()
+    writer: pq.ParquetWriter | None = None
+    pending: list[pa.Table] = []
+    for part in parts:
+        table = part.select([c.name for c in schema.columns]).cast(polars_schema(schema.columns))
+        pending.append(table.to_arrow())
+        if sum(t.num_rows for t in pending) >= row_group_rows:
+            writer = _write_row_group(buffer, writer, pending, zstd_level)
+            pending = []
+    if pending or writer is None:
+        writer = _write_row_group(buffer, writer, pending or [_empty(schema)], zstd_level)
+    writer.close()
+    return buffer.getvalue()
+
+
+def _write_row_group(
+    buffer: io.BytesIO, writer: pq.ParquetWriter | None, tables: list[pa.Table], level: int
+) -> pq.ParquetWriter:
+    table = pa.concat_tables(tables)
+    if writer is None:
+        metadata = {**(table.schema.metadata or {}), SCHEMA_VERSION_METADATA_KEY: SCHEMA_VERSION}
+        writer = pq.ParquetWriter(
+            buffer,
+            table.schema.with_metadata(metadata),
+            compression="zstd",
+            compression_level=level,
+            write_statistics=True,
+        )
+    writer.write_table(table, row_group_size=table.num_rows or None)
+    return writer
+
+
+def _empty(schema: TableSchema) -> pa.Table:
+    return pl.DataFrame(schema=polars_schema(schema.columns)).to_arrow()
+
+
+def parquet_rows(data: bytes) -> int:
+    """How many rows a Parquet file holds (from its footer)."""
+    return int(pq.ParquetFile(io.BytesIO(data)).metadata.num_rows)
 
 
 def batch_id(object_keys: Iterable[str]) -> str:
