@@ -162,23 +162,30 @@ def test_a_partition_another_writer_holds_is_written_after_the_free_ones(tmp_pat
     trail.deliver(ACCOUNT_A, "us-east-1", at("2024-03-10", "0010"), events=3)
     trail.deliver(ACCOUNT_A, "us-east-1", at("2024-03-10", "0001"), events=3)
     table = tmp_path / "table"
+    busy_partition = "region=us-east-1/year=2024/month=03/day=09"
+    busy_folder = table / "events" / busy_partition
+    free_folder = table / "events" / busy_partition.replace("day=09", "day=10")
     held = threading.Event()
-    released_at: list[float] = []
+    seen_at_release: dict[str, bool] = {}
 
     def other_writer() -> None:
+        # Holds the busy partition until the free one is written (or 60 s pass): a run
+        # that waited for the busy partition first would never write the free one.
         with partition_lock(Storage(str(table)), "events/" + busy_partition):
             held.set()
-            time.sleep(1.0)
-            released_at.append(time.time())
+            deadline = time.monotonic() + 60
+            while not list(free_folder.glob("*.parquet")) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen_at_release["free"] = bool(list(free_folder.glob("*.parquet")))
+            seen_at_release["busy"] = bool(list(busy_folder.glob("*.parquet")))
 
-    busy_partition = "region=us-east-1/year=2024/month=03/day=09"
     writer = threading.Thread(target=other_writer)
     writer.start()
     held.wait(5)
     run_ingest(str(trail.root), str(table), settings=Settings(lookback_days=0))
     writer.join()
     assert_exactly_once(str(table), trail.event_ids)
-    [busy] = (table / "events" / busy_partition).glob("*.parquet")
-    [free] = (table / "events" / busy_partition.replace("day=09", "day=10")).glob("*.parquet")
-    # The free partition did not wait for the busy one: written before the lease came free.
-    assert free.stat().st_mtime < released_at[0] <= busy.stat().st_mtime
+    # The free partition was written while the other writer held the busy one; the busy
+    # one only after its lease came free.
+    assert seen_at_release == {"free": True, "busy": False}
+    assert list(busy_folder.glob("*.parquet"))
