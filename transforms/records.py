@@ -1,16 +1,18 @@
 """Raw record spans -> a Polars frame of the schema's columns, with nothing lost.
 
-Two decoders share one output. The fast one decodes a whole record into typed
-msgspec Structs generated from the schema; free-form payloads (and booleans kept
-as text) arrive as ``msgspec.Raw``, their exact bytes, so key order, escapes,
-number forms and case-twin keys stay as written. It refuses any record with a
-field the schema does not know or a value of an unexpected type; such a record
-takes the careful path, which maps what it can and keeps the rest, byte for
-byte, in the ``unmapped`` column.
+Three decoders share one output. The fast one decodes a whole record into typed
+msgspec Structs generated from the schema; free-form payloads arrive as
+``msgspec.Raw``, their exact bytes, so key order, escapes, number forms and
+case-twin keys stay as written. It refuses any record with a field the schema
+does not know or a value of an unexpected type. A record refused only for new
+fields is decoded leniently, and the fields it skipped are found by walking
+object keys; a value of an unexpected type takes the careful path, which maps
+what it can. Either way the rest is kept, byte for byte, in ``unmapped``.
 
-Rows become Arrow columns without a Python call per value: Structs are
-transposed in C (``astuple`` + ``zip``), strings go to Arrow as they are, and
-raw spans are joined into one buffer with computed offsets.
+Rows become Arrow columns every ``CHUNK_ROWS`` rows, while they are in the CPU's
+cache, without a Python call per value: Structs are transposed in C (``astuple``
++ ``zip``), strings go to Arrow as they are, and raw spans are joined into one
+buffer with computed offsets.
 """
 
 from __future__ import annotations
