@@ -83,11 +83,21 @@ def ingest(
             summary = _run_ingest(source, dest, on_progress, no_prefect, lookback_days)
         except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
             _fail(error, as_json)
+    _finish_run(summary, started, as_json, _print_ingest)
+
+
+def _finish_run(
+    summary: dict[str, Any],
+    started: float,
+    as_json: bool,
+    print_human: Callable[[dict[str, Any]], None],
+) -> NoReturn:
+    """End a converting command: the summary (JSON last line, or for people), the exit code."""
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
     if as_json:
         _out.file.write(json.dumps(summary) + "\n")
     else:
-        _print_ingest(summary)
+        print_human(summary)
     raise typer.Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
 
 
@@ -245,12 +255,7 @@ def redrive(
             summary = _run_redrive(dest, on_progress, no_prefect)
         except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
             _fail(error, as_json)
-    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
-    if as_json:
-        _out.file.write(json.dumps(summary) + "\n")
-    else:
-        _print_redrive(summary)
-    raise typer.Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
+    _finish_run(summary, started, as_json, _print_redrive)
 
 
 def _run_redrive(dest: str, on_progress: Any, no_prefect: bool) -> dict[str, Any]:
@@ -476,12 +481,7 @@ def backfill(
             )
         except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
             _fail(error, as_json)
-    summary["wall_seconds"] = round(time.perf_counter() - started, 3)
-    if as_json:
-        _out.file.write(json.dumps(summary) + "\n")
-    else:
-        _print_ingest(summary)
-    raise typer.Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
+    _finish_run(summary, started, as_json, _print_ingest)
 
 
 def _run_backfill(

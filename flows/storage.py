@@ -212,18 +212,7 @@ class Storage:
     def create_exclusive(self, path: str, data: bytes) -> str | None:
         """Write ``path`` only if no object is there; its new version tag, or None if one was."""
         if self.is_s3:
-            bucket, key = self._split(path)
-            try:
-                response = self._call(
-                    "put_object", bucket, key, Bucket=bucket, Key=key, Body=data, IfNoneMatch="*"
-                )
-            except FileExistsError:
-                return None
-            except OSError as error:
-                if _precondition_failed(error):
-                    return None
-                raise
-            return str(response["ETag"])
+            return self._put_if(path, data, IfNoneMatch="*")
         os.makedirs(posixpath.dirname(path), exist_ok=True)
         staging = f"{path}.{uuid.uuid4().hex}.tmp"
         with open(staging, "wb") as file:
@@ -239,18 +228,7 @@ class Storage:
     def replace_if(self, path: str, data: bytes, version: str) -> str | None:
         """Overwrite ``path`` only if it is still at ``version``; the new tag, or None if not."""
         if self.is_s3:
-            bucket, key = self._split(path)
-            try:
-                response = self._call(
-                    "put_object", bucket, key, Bucket=bucket, Key=key, Body=data, IfMatch=version
-                )
-            except (FileNotFoundError, FileExistsError):
-                return None
-            except OSError as error:
-                if _precondition_failed(error):
-                    return None
-                raise
-            return str(response["ETag"])
+            return self._put_if(path, data, IfMatch=version)
         with _local_mutex(path):
             current = self.read_versioned(path)
             if current is None or current[1] != version:
@@ -274,6 +252,21 @@ class Storage:
     def _split(self, path: str) -> tuple[str, str]:
         bucket, key, _ = self.fs.split_path(path)
         return str(bucket), str(key)
+
+    def _put_if(self, path: str, data: bytes, **condition: str) -> str | None:
+        """A conditional S3 PUT: the new ETag, or None if the condition did not hold."""
+        bucket, key = self._split(path)
+        try:
+            response = self._call(
+                "put_object", bucket, key, Bucket=bucket, Key=key, Body=data, **condition
+            )
+        except (FileNotFoundError, FileExistsError):  # how s3fs maps 404/409 answers
+            return None
+        except OSError as error:
+            if _precondition_failed(error):
+                return None
+            raise
+        return str(response["ETag"])
 
     def _call(self, method: str, bucket: str, key: str, **kwargs: Any) -> Any:
         if method == "put_object":
