@@ -51,35 +51,15 @@ class PendingObject:
 
 
 @dataclass
-class PreparedPartition:
-    """One partition's events of a batch, encoded once, after those already in the table go."""
-
-    events: pl.DataFrame
-
-    def encoded(
-        self, schema: TableSchema, row_group_rows: int, dropping: pl.Series
-    ) -> tuple[bytes, pl.Series]:
-        """Parquet bytes of the events whose eventID is not in ``dropping``, and their IDs."""
-        events = drop_known_events(self.events, dropping)
-        parquet = to_parquet(events, row_group_rows=row_group_rows, schema=schema)
-        return parquet, events[DEDUP_COLUMN]
-
-    @property
-    def event_ids(self) -> pl.Series:
-        return self.events[DEDUP_COLUMN]
-
-
-@dataclass
 class PreparedBatch:
     """A batch read and decoded, its events placed in partitions, not yet written."""
 
     name: str
     outcome: BatchOutcome
     readable: list[tuple[str, StoredObject]]
-    partitions: dict[tuple[str, str, str, str, str], PreparedPartition] = field(
-        default_factory=dict
-    )
-    """By (table, region, year, month, day)."""
+    partitions: dict[tuple[str, str, str, str, str], pl.DataFrame] = field(default_factory=dict)
+    """Each partition's events, by (table, region, year, month, day); encoded once, at
+    commit, after the events already in the table are dropped."""
     quarantine: list[QuarantineEntry] = field(default_factory=list)
     """What could not be converted, written beside the table when the batch commits."""
 
@@ -112,7 +92,7 @@ def prepare_batch(source: Storage, batch: list[PendingObject]) -> PreparedBatch:
         outcome.duplicates_dropped += placed.duplicates_dropped
         outcome.problems.extend(placed.problems)
         for key, events in split_partitions(placed.events).items():
-            prepared.partitions[(schema.name, *key)] = PreparedPartition(events)
+            prepared.partitions[(schema.name, *key)] = events
     return prepared
 
 
@@ -173,7 +153,7 @@ def _commit_partition(
     dest: Storage,
     batch: str,
     key: tuple[str, str, str, str, str],
-    part: PreparedPartition,
+    batch_events: pl.DataFrame,
     *,
     lease: Lease,
     known: KnownEventIds,
@@ -187,18 +167,20 @@ def _commit_partition(
     folder = dest.path(table, partition)
     target = posixpath.join(folder, part_file_name(batch))
     known.refresh(folder)  # files other writers added (or compaction removed)
-    duplicates = known.duplicates(folder, target, part.event_ids)
-    data, ids = part.encoded(schema, rows, dropping=duplicates)
-    written = ids.len()
-    outcome.duplicates_dropped += part.event_ids.len() - written
+    events = drop_known_events(
+        batch_events, known.duplicates(folder, target, batch_events[DEDUP_COLUMN])
+    )
+    written = events.height
+    outcome.duplicates_dropped += batch_events.height - written
     if written == 0:
         if dest.exists(target):  # An earlier run of this batch wrote what others hold.
             dest.remove(target)
         known.forget(folder, target)
         return
+    data = to_parquet(events, row_group_rows=rows, schema=schema)
     lease.keep()
     dest.write_atomically(target, data)
-    known.wrote(folder, target, ids)
+    known.wrote(folder, target, events[DEDUP_COLUMN])
     outcome.files_written += 1
     outcome.bytes_written += len(data)
     if schema is INSIGHTS:

@@ -80,8 +80,9 @@ def _convert_objects(
     before_damage: dict[str, int] = {}
     for log in objects:
         document, inflate_problem = decompress(log.data, max_object_bytes)
-        whole = log.only is None and inflate_problem is None
-        if whole and read_document(document, log.key, records):
+        utf8 = is_utf8(document)  # checked once: the records' spans are slices of it
+        whole = log.only is None and inflate_problem is None and utf8
+        if whole and read_document(document, log.key, records, utf8_checked=True):
             regions.append(log.region)
             continue
         decoded = split_records(document)
@@ -92,9 +93,7 @@ def _convert_objects(
             before_damage[log.key] = len(decoded.records)
             if not decoded.records:
                 unreadable.add(log.key)
-        read_records(
-            decoded.records, log.key, records, only=log.only, utf8_checked=is_utf8(document)
-        )
+        read_records(decoded.records, log.key, records, only=log.only, utf8_checked=utf8)
         regions.append(log.region)
     placed = place_events(records, regions)
     placed.problems[:0] = object_problems + records.problems

@@ -45,11 +45,13 @@ def _parsed(event_time: pl.Expr, fmt: str) -> pl.Expr:
 
 
 def _event_timestamps(event_time: pl.Series) -> pl.Series:
-    """``event_timestamp`` of a column, parsing the rarer forms only if some rows need them."""
-    parsed = event_time.to_frame().select(_parsed(pl.col(event_time.name), _TIME_FORMATS[0]))
-    if parsed.to_series().null_count() == event_time.null_count():
-        return parsed.to_series()
-    return event_time.to_frame().select(event_timestamp(pl.col(event_time.name))).to_series()
+    """``event_timestamp`` of a column, parsing the rarer forms only for rows that need them."""
+    frame = event_time.to_frame("eventtime")
+    parsed = frame.select(_parsed(pl.col("eventtime"), _TIME_FORMATS[0]).alias("first"))["first"]
+    if parsed.null_count() == event_time.null_count():
+        return parsed
+    rarer = [_parsed(pl.col("eventtime"), fmt) for fmt in _TIME_FORMATS[1:]]
+    return frame.with_columns(parsed).select(pl.coalesce([pl.col("first"), *rarer])).to_series()
 
 
 def place_events(records: RecordRows, fallback_regions: Sequence[str | None]) -> PlacedEvents:

@@ -197,9 +197,14 @@ def _chunk_if_full(records: RecordRows) -> None:
         records.rows, records.unmapped = [], []
 
 
-def read_document(document: bytes, key: str, into: RecordRows) -> bool:
-    """Decode a well-formed document in one typed pass; False if it needs the careful path."""
-    if not is_utf8(document):
+def read_document(
+    document: bytes, key: str, into: RecordRows, *, utf8_checked: bool = False
+) -> bool:
+    """Decode a well-formed document in one typed pass; False if it needs the careful path.
+
+    ``utf8_checked``: the caller has already found the document valid UTF-8.
+    """
+    if not (utf8_checked or is_utf8(document)):
         return False
     try:
         with collector_paused():
@@ -437,7 +442,8 @@ def _column(field_type: FieldType, values: Sequence[Any]) -> pa.Array:
         return pa.nulls(len(values), _arrow_type(field_type))
     if isinstance(field_type, Struct):
         nulls = list(map(is_, values, repeat(None)))
-        if any(nulls):
+        has_nulls = any(nulls)
+        if has_nulls:
             absent = (None,) * len(field_type.fields)
             rows = [absent if v is None else astuple(v) for v in values]
         else:
@@ -446,7 +452,7 @@ def _column(field_type: FieldType, values: Sequence[Any]) -> pa.Array:
         return pa.StructArray.from_arrays(
             [_column(f.type, m) for f, m in zip(field_type.fields, members, strict=True)],
             names=[f.name for f in field_type.fields],
-            mask=pa.array(nulls, pa.bool_()) if any(nulls) else None,
+            mask=pa.array(nulls, pa.bool_()) if has_nulls else None,
         )
     if isinstance(field_type, ArrayOf):
         offsets = accumulate((0 if v is None else len(v) for v in values), initial=0)
@@ -498,13 +504,11 @@ def _raw_text_column(values: Sequence[msgspec.Raw | None]) -> pa.Array:
     offsets_buffer, data_buffer = pa.py_buffer(offsets), pa.py_buffer(b"".join(spans))
     text = pa.LargeStringArray.from_buffers(len(spans), offsets_buffer, data_buffer)
     # The spans that are a literal null become NULL through the validity bitmap: no copy.
+    # (``present`` is a fresh array without nulls or offset: its bits are a bitmap as is.)
     present = pc.invert(pc.equal(text, "null"))
-    if present.offset == 0 and present.null_count == 0:
-        text = pa.LargeStringArray.from_buffers(
-            len(spans), offsets_buffer, data_buffer, present.buffers()[1]
-        )
-    else:  # pragma: no cover - pyarrow returns a fresh array with no offset
-        text = pc.if_else(present, text, pa.scalar(None, pa.large_string()))
+    text = pa.LargeStringArray.from_buffers(
+        len(spans), offsets_buffer, data_buffer, present.buffers()[1]
+    )
     quoted = pc.starts_with(text, '"')
     if pc.any(quoted).as_py():
         strings = text.to_pylist()
