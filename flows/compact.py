@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from prefect import flow, get_run_logger
 
@@ -129,16 +128,6 @@ def _partition_day(folder: str) -> date | None:
         return None
 
 
-def _read(dataset: ds.Dataset, window: Window) -> pl.DataFrame:
-    start, end = window
-    selected = pc.field(SORT_COLUMN) >= start
-    if end is not None:
-        selected &= pc.field(SORT_COLUMN) < end
-    events = pl.from_arrow(dataset.to_table(filter=selected))
-    assert isinstance(events, pl.DataFrame)
-    return events
-
-
 def _rows_in(timestamps: pl.Series, window: Window) -> int:
     return timestamps.to_frame().filter(in_window(window)).height
 
@@ -152,12 +141,12 @@ def _compact_partition(
     size = sum(f.size for f in files)
     rows_per_file = max(1, int(target_bytes / max(1.0, size / max(1, timestamps.len()))))
     name = batch_id(posixpath.basename(f.path) for f in files)
+    events = pl.scan_pyarrow_dataset(dataset)  # window filters reach Parquet statistics
     written: list[str] = []
     for index, window in enumerate(time_windows(timestamps, rows_per_file)):
-        # A window is read a part at a time (filters reach the Parquet statistics), so
-        # memory does not grow with the target size.
+        # A window is read a part at a time, so memory does not grow with the target size.
         parts = (
-            compact_window(_read(dataset, part).lazy()).collect()
+            compact_window(events.filter(in_window(part))).collect()
             for part in window_parts(timestamps, window)
         )
         data = streamed_parquet(

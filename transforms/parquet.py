@@ -35,11 +35,7 @@ def to_parquet(
     zstd_level: int = INGEST_ZSTD_LEVEL,
 ) -> bytes:
     """Parquet bytes of one partition's events (partition keys live in the path)."""
-    frame = (
-        events.select([c.name for c in schema.columns])
-        .cast(polars_schema(schema.columns))
-        .sort(SORT_COLUMN, maintain_order=True)
-    )
+    frame = _stored_columns(events, schema).sort(SORT_COLUMN, maintain_order=True)
     buffer = io.BytesIO()
     frame.write_parquet(
         buffer,
@@ -66,15 +62,20 @@ def streamed_parquet(
     writer: pq.ParquetWriter | None = None
     pending: list[pa.Table] = []
     for part in parts:
-        table = part.select([c.name for c in schema.columns]).cast(polars_schema(schema.columns))
-        pending.append(table.to_arrow())
+        pending.append(_stored_columns(part, schema).to_arrow())
         if sum(t.num_rows for t in pending) >= row_group_rows:
             writer = _write_row_group(buffer, writer, pending, zstd_level)
             pending = []
-    if pending or writer is None:
-        writer = _write_row_group(buffer, writer, pending or [_empty(schema)], zstd_level)
+    if pending or writer is None:  # the last rows; or, given no rows, a file of the schema
+        no_rows = _stored_columns(pl.DataFrame(schema=polars_schema(schema.columns)), schema)
+        writer = _write_row_group(buffer, writer, pending or [no_rows.to_arrow()], zstd_level)
     writer.close()
     return buffer.getvalue()
+
+
+def _stored_columns(events: pl.DataFrame, schema: TableSchema) -> pl.DataFrame:
+    """The columns a file of ``schema`` stores, in order, with their stored types."""
+    return events.select([c.name for c in schema.columns]).cast(polars_schema(schema.columns))
 
 
 def _write_row_group(
@@ -92,10 +93,6 @@ def _write_row_group(
         )
     writer.write_table(table, row_group_size=table.num_rows or None)
     return writer
-
-
-def _empty(schema: TableSchema) -> pa.Table:
-    return pl.DataFrame(schema=polars_schema(schema.columns)).to_arrow()
 
 
 def parquet_rows(data: bytes) -> int:
