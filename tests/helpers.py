@@ -26,7 +26,19 @@ def same_text(column: str | None, value: Any) -> bool:
     """A column shows ``value``: equal text for strings, equal JSON for the rest."""
     if value is None or isinstance(value, str):
         return column == value
-    return column is not None and json.loads(column) == value
+    return column is not None and same_json(json.loads(column), value)
+
+
+def same_json(got: Any, want: Any) -> bool:
+    """Equal JSON values of the same JSON types: unlike ``==``, ``true`` is not ``1`` and
+    ``1`` is not ``1.0`` (a number re-rendered as a boolean, or an int as a float, is a bug)."""
+    if type(got) is not type(want):
+        return False
+    if isinstance(want, dict):
+        return got.keys() == want.keys() and all(same_json(got[k], want[k]) for k in want)
+    if isinstance(want, list):
+        return len(got) == len(want) and all(map(same_json, got, want))
+    return bool(got == want)
 
 
 def assert_row_preserves(record: dict[str, Any], row: dict[str, Any]) -> None:
@@ -48,7 +60,7 @@ def _check_object(
         field = known.get(key)
         if field is None:
             assert key in unmapped, f"{where}: unknown field lost (unmapped={unmapped})"
-            assert unmapped[key] == value, f"{where}: unmapped value differs"
+            assert same_json(unmapped[key], value), f"{where}: unmapped value differs"
             continue
         column = columns.get(field.name)
         rest = unmapped.get(key, _MISSING)
@@ -63,7 +75,7 @@ def _check_object(
             elif value is None:
                 assert column is None, f"{where}: null became {column!r}"
             else:
-                assert column is None and rest == value, f"{where}: non-object value lost"
+                assert column is None and same_json(rest, value), f"{where}: non-object value lost"
         elif isinstance(field.type, ArrayOf):
             if isinstance(value, list) and rest is _MISSING:
                 assert column is not None and len(column) == len(value), f"{where}: length"
@@ -75,7 +87,7 @@ def _check_object(
             elif value is None:
                 assert column is None, f"{where}: null became {column!r}"
             else:
-                assert rest == value, f"{where}: array kept whole in unmapped"
+                assert same_json(rest, value), f"{where}: array kept whole in unmapped"
     # Nothing invented: a non-null column needs an input key.
     for field in fields:
         if field.key is not None and field.key not in obj and columns.get(field.name) is not None:

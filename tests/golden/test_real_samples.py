@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
 
 import pytest
 
@@ -103,6 +102,16 @@ def test_hand_edited_events_convert_or_are_named(shared_data):
 def test_sample_readme_facts_hold(shared_data):
     """Guards the assumptions above: the samples are what their README says."""
     files = sorted((shared_data / "invictus-ir" / "AWSLogs").rglob("*.json.gz"))
+    records = [r for f in files for r in records_of(f)]
     assert len(files) == 55
-    assert sum(len(records_of(f)) for f in files) == 2900
-    assert isinstance(shared_data, Path)
+    assert len(records) == 2900
+    # "2023-07-10, one account, us-east-1, 29 services, 260 API names"
+    assert {r["eventTime"][:10] for r in records} == {"2023-07-10"}
+    assert {r["awsRegion"] for r in records} == {"us-east-1"}
+    assert len({r["recipientAccountId"] for r in records}) == 1
+    assert len({r["eventSource"] for r in records}) == 29
+    assert len({r["eventName"] for r in records}) == 260
+    # "The account in the file names differs from recipientAccountId inside"
+    assert {f.relative_to(shared_data / "invictus-ir").parts[1] for f in files} != {
+        r["recipientAccountId"] for r in records
+    }

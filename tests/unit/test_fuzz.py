@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import json_values_strategy
 from transforms.convert import ConvertedBatch, LogBytes, RecordSelection, convert_objects
-from transforms.decode import decompress, split_records
+from transforms.decode import DecodedObject, decompress, split_records
 from transforms.errors import PipelineError
 from transforms.records import RecordRows, read_records, rows_to_frame
 
@@ -58,7 +58,14 @@ def record_problem_positions(batch: ConvertedBatch) -> list[int]:
 def test_arbitrary_bytes_convert_or_are_reported(data, compressed):
     payload = gzip.compress(data) if compressed else data
     assert isinstance(returns_or_pipeline_error(lambda: decompress(payload)), tuple)
-    assert returns_or_pipeline_error(lambda: split_records(data)) is not None
+    split = returns_or_pipeline_error(lambda: split_records(data))
+    assert isinstance(split, DecodedObject | PipelineError), f"split_records returned {split!r}"
+    if isinstance(split, DecodedObject):
+        assert split.problem is None or split.problem.strip(), "a problem without a reason"
+        # Records are spans of the input, never text the decoder made up.
+        assert all(bytes(record) in data for record in split.records)
+        if split.problem is None:
+            assert data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"), "not an envelope"
     batch = convert(payload)
     assert all(p.key == "k" and p.reason for p in batch.problems)
     if batch.placed.events.height == 0 and batch.placed.records_read == 0:
