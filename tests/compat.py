@@ -2,8 +2,18 @@
 answer computed straight from the raw CloudTrail JSON, to compare with any engine's.
 
 Answers are multisets of row tuples (queries carry no ORDER BY / LIMIT, except the
-seed's template, which is compared as a sample). The raw answer counts each eventID
-once: the table drops CloudTrail's redeliveries, the raw table would count them twice.
+seed's template, which is compared as a sample). Two oracles compute them:
+
+- ``records_once_by_event_id``: *our design*. Each eventID once (the table drops
+  CloudTrail's redeliveries) and each event in the partition of its ``eventTime``.
+  It checks that our table does what we decided, not what the standard table does.
+- ``raw_table_records``: *what ``CloudTrailSerde`` returns*. Every record of every log
+  object, redeliveries included, each in the partition of the delivery folder it sits in.
+
+The two must agree on every question that filters on no partition column, over logs that
+hold no redelivery (``Question.partitioned`` says which filter); elsewhere they differ on
+purpose: a redelivery counts twice in the raw table, and an event logged before midnight
+but delivered after it sits in the next day's folder there.
 """
 
 from __future__ import annotations
@@ -50,6 +60,14 @@ class Question:
     """Compare only these result columns (``SELECT *`` returns our extra columns too)."""
     sample: int | None = None
     """The query has a LIMIT: its rows must be a sample of the answer, this many or all."""
+    partitioned: bool = False
+    """It filters on partition columns: the raw table (delivery folders) answers otherwise."""
+
+
+class RawRecord(dict[str, Any]):
+    """A record as the raw table holds it: with the delivery folder it was found in."""
+
+    delivered: tuple[str, str, str, str]
 
 
 def _get(record: Record, *path: str) -> Any:
@@ -65,16 +83,47 @@ def event_partition(record: Record) -> tuple[str, str, str, str]:
     return (record["awsRegion"], f"{when:%Y}", f"{when:%m}", f"{when:%d}")
 
 
-def _anonymous_s3(records: list[Record]) -> Answer:
-    return Counter(
-        (r["eventID"],)
-        for r in records
-        if r.get("eventSource") == "s3.amazonaws.com"
-        and r.get("eventName") in ("GetObject",)
-        and "ANONYMOUS" in (as_text(_get(r, "userIdentity", "accountId")) or "")
-        and _get(r, "userIdentity", "arn") is None
-        and "[your bucket name ]" in (as_text(r.get("requestParameters")) or "")
-    )
+def delivery_partition(record: Record) -> tuple[str, str, str, str]:
+    """The partition the raw table shows a record in: its delivery folder's."""
+    if isinstance(record, RawRecord):
+        return record.delivered
+    raise TypeError("only raw-table records know their delivery folder")
+
+
+@dataclass(frozen=True)
+class S3Access:
+    """The seed's anonymous-S3 question, with its placeholders: which bucket, which API call,
+    and which principal (a ``userIdentity`` member and the text it contains)."""
+
+    bucket: str = "[your bucket name ]"
+    event_name: str = "GetObject"
+    member: tuple[str, str] = ("accountid", "accountId")
+    """(column, JSON key) of the ``userIdentity`` member matched."""
+    contains: str = "ANONYMOUS"
+
+    def sql(self) -> str:
+        column = self.member[0]
+        return (
+            SEED_ANONYMOUS_S3.replace("[your bucket name ]", self.bucket)
+            .replace("('GetObject')", f"('{self.event_name}')")
+            .replace("useridentity.accountid LIKE '%ANONYMOUS%'",
+                     f"useridentity.{column} LIKE '%{self.contains}%'")
+        )  # fmt: skip
+
+    def answer(self, records: list[Record]) -> Answer:
+        return Counter(
+            (r["eventID"],)
+            for r in records
+            if r.get("eventSource") == "s3.amazonaws.com"
+            and r.get("eventName") in (self.event_name,)
+            and self.contains in (as_text(_get(r, "userIdentity", self.member[1])) or "")
+            and _get(r, "userIdentity", "arn") is None
+            and self.bucket in (as_text(r.get("requestParameters")) or "")
+        )
+
+
+SEED_S3_ACCESS = S3Access()
+"""The seed's query as written: anonymous GetObject calls on the placeholder bucket."""
 
 
 def _template(records: list[Record]) -> Answer:
@@ -89,11 +138,20 @@ def _template(records: list[Record]) -> Answer:
     )
 
 
-def questions(day: tuple[str, str, str, str]) -> list[Question]:
-    """The seed's two queries and the common security questions; ``day`` names a partition."""
+def questions(
+    day: tuple[str, str, str, str],
+    s3_access: S3Access = SEED_S3_ACCESS,
+    partition_of: Callable[[Record], tuple[str, str, str, str]] = event_partition,
+) -> list[Question]:
+    """The seed's two queries and the common security questions; ``day`` names a partition.
+
+    ``s3_access`` fills the seed's anonymous-S3 placeholders (data with no anonymous access
+    needs other values to have an answer); ``partition_of`` places a record (the raw table:
+    ``delivery_partition``).
+    """
     region, year, month, dd = day
     return [
-        Question("seed_anonymous_s3", SEED_ANONYMOUS_S3, _anonymous_s3, columns=("eventid",)),
+        Question("seed_anonymous_s3", s3_access.sql(), s3_access.answer, columns=("eventid",)),
         Question("seed_template", SEED_TEMPLATE, _template, sample=100),
         Question(
             "count_by_eventname",
@@ -116,8 +174,9 @@ def questions(day: tuple[str, str, str, str]) -> list[Question]:
             lambda rs: Counter(
                 (r["eventID"], r.get("eventName"))
                 for r in rs
-                if event_partition(r) == day and as_text(r.get("readOnly")) == "false"
+                if partition_of(r) == day and as_text(r.get("readOnly")) == "false"
             ),
+            partitioned=True,
         ),
         Question(
             "sessions_by_issuer",
@@ -170,20 +229,47 @@ def assert_same_answer(rows: list[dict[str, Any]], question: Question, records: 
     assert got == expected, f"{question.name}: {got - expected} extra, {expected - got} missing"
 
 
-def raw_records(root: Path) -> list[Record]:
-    """Every record of the gzip log objects under ``root``, each eventID once."""
+def records_once_by_event_id(root: Path) -> list[Record]:
+    """Our design's oracle: every record of the gzip log objects under ``root``, each eventID
+    once (the first delivered), to be placed by its ``eventTime`` (``event_partition``)."""
     seen: set[str] = set()
     records: list[Record] = []
+    for record in raw_table_records(root):
+        event_id = record.get("eventID")
+        if event_id is not None and event_id in seen:
+            continue
+        seen.add(event_id)
+        records.append(dict(record))
+    return records
+
+
+raw_records = records_once_by_event_id
+"""The name other tests knew it by."""
+
+
+def raw_table_records(root: Path) -> list[RawRecord]:
+    """What the standard table over the raw JSON reads (``CloudTrailSerde``): every record of
+    every log object under ``root``, redeliveries included, each with its delivery folder."""
+    records: list[RawRecord] = []
     for path in sorted(root.rglob("*.json.gz")):
         if "CloudTrail-Insight" in path.parts or "CloudTrail-Digest" in path.parts:
             continue
+        region, year, month, dd = path.parent.parts[-4:]
         for record in json.loads(gzip.decompress(path.read_bytes()))["Records"]:
-            event_id = record.get("eventID")
-            if event_id is not None and event_id in seen:
-                continue
-            seen.add(event_id)
-            records.append(record)
+            raw = RawRecord(record)
+            raw.delivered = (region, year, month, dd)
+            records.append(raw)
     return records
+
+
+def raw_table_questions(day: tuple[str, str, str, str], s3_access: S3Access = SEED_S3_ACCESS):
+    """The questions as the raw table answers them: partitions are delivery folders."""
+    return questions(day, s3_access, partition_of=delivery_partition)
+
+
+def redelivered(records: list[RawRecord]) -> int:
+    """How many records repeat an eventID already delivered (the raw table counts them)."""
+    return len(records) - len({r.get("eventID") for r in records})
 
 
 # --- Hand-made test data: a few records per question ----------------------------------
