@@ -9,12 +9,18 @@ a run can say how many LIST and GET requests it cost.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import threading
+import uuid
 from collections import Counter
 from typing import Any
 
 from flows.settings import Settings
 from transforms.errors import PipelineError
+
+log = logging.getLogger(__name__)
 
 LIST_OPERATIONS = frozenset({"ListObjectsV2", "ListObjects"})
 GET_OPERATIONS = frozenset({"GetObject"})
@@ -93,20 +99,22 @@ def retry_config(settings: Settings) -> dict[str, Any]:
 
 
 def credentials(settings: Settings) -> dict[str, Any]:
-    """Explicit credentials from the configured AwsCredentials block; {} = the default chain."""
+    """Explicit credentials from the configured AwsCredentials block; {} = the default chain.
+
+    A block that assumes a role gives no keys here: its role's credentials are refreshable
+    and set on each session (``_assumed_role``), so a long run outlives their expiry.
+    """
     if not settings.aws_credentials_block:
         return {}
-    from prefect_aws import AwsCredentials  # noqa: PLC0415 - only for users of a block
-
-    block: Any = AwsCredentials.load(settings.aws_credentials_block)
+    block = credentials_block(settings.aws_credentials_block)
     found: dict[str, Any] = {}
-    if block.assume_role_arn:  # The block assumes the role; take the session's credentials.
-        frozen = block.get_boto3_session().get_credentials().get_frozen_credentials()
-        found["aws_access_key_id"] = frozen.access_key
-        found["aws_secret_access_key"] = frozen.secret_key
-        found["aws_session_token"] = frozen.token
-        block.aws_access_key_id = block.aws_secret_access_key = block.aws_session_token = None
-        block.profile_name = None
+    if block.region_name:
+        found["region_name"] = block.region_name
+    endpoint = block.aws_client_parameters.endpoint_url
+    if endpoint:
+        found["endpoint_url"] = endpoint
+    if block.assume_role_arn:
+        return found
     if block.aws_access_key_id:
         found["aws_access_key_id"] = block.aws_access_key_id
     if block.aws_secret_access_key:
@@ -115,12 +123,95 @@ def credentials(settings: Settings) -> dict[str, Any]:
         found["aws_session_token"] = block.aws_session_token
     if block.profile_name:
         found["profile"] = block.profile_name
-    if block.region_name:
-        found["region_name"] = block.region_name
-    endpoint = block.aws_client_parameters.endpoint_url
-    if endpoint:
-        found["endpoint_url"] = endpoint
     return found
+
+
+@functools.cache
+def credentials_block(name: str) -> Any:
+    """The prefect-aws ``AwsCredentials`` block ``name``, loaded once per process: every
+    ``Storage`` and client asks for it, once per batch and worker (``forget_credentials``)."""
+    from prefect_aws import AwsCredentials  # noqa: PLC0415 - only for users of a block
+
+    return AwsCredentials.load(name)
+
+
+@functools.cache
+def _assumed_role(name: str) -> Any:
+    """Refreshable credentials of the role the block ``name`` assumes (None: it assumes none).
+
+    One per process, shared by every client: STS is asked again only when the role's
+    credentials come near their expiry (botocore refreshes 15 minutes before it).
+    """
+    block = credentials_block(name)
+    if not block.assume_role_arn:
+        return None
+    from botocore.credentials import DeferredRefreshableCredentials  # noqa: PLC0415
+
+    return DeferredRefreshableCredentials(
+        refresh_using=functools.partial(_assume_role, block), method="assume-role"
+    )
+
+
+def _assume_role(block: Any) -> dict[str, str]:
+    """Ask STS for the block's role, with the block's own keys or profile (or the default
+    chain): the credentials metadata botocore's refreshable credentials take."""
+    import boto3  # noqa: PLC0415
+
+    secret = block.aws_secret_access_key
+    base = boto3.Session(
+        aws_access_key_id=block.aws_access_key_id,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+        aws_session_token=block.aws_session_token,
+        profile_name=block.profile_name,
+        region_name=block.region_name,
+    )
+    request = {"RoleArn": block.assume_role_arn, **block.assume_role_kwargs.get_params_override()}
+    request.setdefault("RoleSessionName", f"ctparquet-{uuid.uuid4().hex[:8]}")
+    found = base.client("sts").assume_role(**request)["Credentials"]
+    log.info("assumed role %s until %s", block.assume_role_arn, found["Expiration"])
+    return {
+        "access_key": found["AccessKeyId"],
+        "secret_key": found["SecretAccessKey"],
+        "token": found["SessionToken"],
+        "expiry_time": found["Expiration"].isoformat(),
+    }
+
+
+def role_credentials(settings: Settings) -> Any:
+    """The refreshable credentials of the role the configured block assumes, or None."""
+    if not settings.aws_credentials_block:
+        return None
+    return _assumed_role(settings.aws_credentials_block)
+
+
+def forget_credentials() -> None:
+    """Load the credentials block (and assume its role) afresh on next use."""
+    credentials_block.cache_clear()
+    _assumed_role.cache_clear()
+    _async_assumed_role.cache_clear()
+
+
+@functools.cache
+def _async_assumed_role(name: str) -> Any:
+    """``_assumed_role`` for aiobotocore (s3fs): the same refresh, awaited off the loop."""
+    synchronous = _assumed_role(name)
+    if synchronous is None:
+        return None
+    from aiobotocore.credentials import AioDeferredRefreshableCredentials  # noqa: PLC0415
+
+    def current() -> dict[str, str]:
+        frozen = synchronous.get_frozen_credentials()  # refreshed first if near its expiry
+        return {
+            "access_key": frozen.access_key,
+            "secret_key": frozen.secret_key,
+            "token": frozen.token,
+            "expiry_time": synchronous._expiry_time.isoformat(),
+        }
+
+    async def refresh() -> dict[str, str]:
+        return await asyncio.to_thread(current)  # STS over HTTP: not on the event loop
+
+    return AioDeferredRefreshableCredentials(refresh_using=refresh, method="assume-role")
 
 
 def s3fs_options(settings: Settings, counter: RequestCounter) -> dict[str, Any]:
@@ -129,6 +220,10 @@ def s3fs_options(settings: Settings, counter: RequestCounter) -> dict[str, Any]:
     from aiobotocore.session import AioSession  # noqa: PLC0415 - only for S3: 0.2 s of each start
 
     session = AioSession(profile=creds.pop("profile", None))
+    if settings.aws_credentials_block:
+        role = _async_assumed_role(settings.aws_credentials_block)
+        if role is not None:
+            session._credentials = role
     session.register("before-call.s3", counter.on_call)
     session.register("before-send.s3", counter.on_send)
     client_kwargs = {k: creds.pop(k) for k in ("region_name", "endpoint_url") if k in creds}
@@ -158,6 +253,10 @@ def boto3_client(service: str, settings: Settings | None = None) -> Any:
     from botocore.config import Config  # noqa: PLC0415
 
     session = boto3.Session(profile_name=creds.pop("profile", None))
+    if settings.aws_credentials_block:
+        role = _assumed_role(settings.aws_credentials_block)
+        if role is not None:
+            session._session._credentials = role
     endpoint = creds.pop("endpoint_url", None)
     return session.client(
         service, config=Config(**retry_config(settings)), endpoint_url=endpoint, **creds

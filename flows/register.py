@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from flows.aws import boto3_client
 from flows.report import RunSummary
 from flows.settings import Settings
 from flows.storage import Storage
@@ -328,7 +328,7 @@ class AthenaDDL:
         timeout: float = 300.0,
     ) -> None:
         self.workgroup, self.output, self.timeout = workgroup, output, timeout
-        self.client = client or boto3.client("athena")
+        self.client = client or boto3_client("athena")
         self.statements: list[str] = []
         """The statements run, in order (for the summary)."""
 
@@ -385,9 +385,13 @@ def register_after_ingest(
         if kind == "insights" and not written:
             continue  # no Insights table until there are Insights events
         try:
-            glue = glue or _glue_client()
+            glue = glue or _glue_client(settings)
             if settings.athena_workgroup and athena is None:
-                athena = AthenaDDL(settings.athena_workgroup, output=settings.athena_output)
+                athena = AthenaDDL(
+                    settings.athena_workgroup,
+                    output=settings.athena_output,
+                    client=boto3_client("athena", settings),
+                )
             reason = needs_registration(glue, database, table, written)
             if reason is None:
                 continue
@@ -409,8 +413,9 @@ def register_after_ingest(
     return registrations, problems
 
 
-def _glue_client() -> Any:
-    return boto3.client("glue")
+def _glue_client(settings: Settings | None = None) -> Any:
+    """Glue with the run's credentials (``CTPARQUET_AWS_CREDENTIALS_BLOCK``) and retries."""
+    return boto3_client("glue", settings)
 
 
 def _ensure_database(glue: Any, database: str, athena: AthenaDDL | None = None) -> bool:

@@ -45,6 +45,7 @@ _KEPT_HEADERS = (
     "x-amz-server-side-encryption-bucket-key-enabled",
     "x-amz-target",
     "range",
+    "authorization",  # its Credential= names the access key that signed the request
 )
 _ERRORS = {
     "slowdown": (503, "SlowDown", "Please reduce your request rate."),
