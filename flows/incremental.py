@@ -24,6 +24,7 @@ from flows.settings import Settings
 from flows.state import (
     DayState,
     Listed,
+    UnsafeKeyError,
     advance,
     day_closed,
     day_state_path,
@@ -86,8 +87,15 @@ def plan_days(
     """Read each folder's state and list what is new in it; count everything seen."""
     settle = timedelta(minutes=source.settings.settle_minutes)
     works: list[DayWork] = []
+    refused: set[str] = set()
     for folder in folders:
-        path = day_state_path(dest, trail_key(folder.trail.path), folder.day)
+        try:
+            path = day_state_path(dest, trail_key(folder.trail.path), folder.day)
+        except UnsafeKeyError as error:  # named once per trail folder; the others go on
+            if folder.trail.path not in refused:
+                refused.add(folder.trail.path)
+                summary.problems.append(Problem(source.url(folder.trail.path), error.reason))
+            continue
         state, version = load_day(dest, path)
         work = DayWork(folder, path, state, version)
         works.append(work)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from flows.storage import Storage, StoredObject
+from transforms.errors import PipelineError
 
 STATE_FOLDER = "_state/converted"
 DAYS_FOLDER = "_state/days"
@@ -156,6 +157,23 @@ def save_day(
     raise RuntimeError(f"could not update {dest.url(path)} after {attempts} conflicting writes")
 
 
+class UnsafeKeyError(PipelineError):
+    """A source key holds a ``.`` or ``..`` segment: as a path under the destination it
+    would name another folder (even one outside the destination), so it is refused."""
+
+
 def trail_key(path: str) -> str:
-    """A trail folder as a relative path under the state folder (bucket and key, no root)."""
+    """A trail folder as a relative path under the state folder (bucket and key, no root).
+
+    S3 keys are names, not paths: ``a/../AWSLogs`` is a folder of its own on S3, but a
+    path through ``..`` locally. Such a folder is refused rather than normalised, so no
+    state is written outside the destination, nor shared by two folders.
+    """
+    segments = path.strip("/").split("/")
+    if any(segment in (".", "..") for segment in segments):
+        raise UnsafeKeyError(
+            "the source key has a '.' or '..' segment, which would place its state outside "
+            "its own folder of the destination; not converted (rename the objects)",
+            key=path,
+        )
     return posixpath.normpath(path).lstrip("/")

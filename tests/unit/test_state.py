@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from flows.state import DayState, Listed, advance, day_closed, settled
+from flows.state import DayState, Listed, UnsafeKeyError, advance, day_closed, settled, trail_key
 from flows.storage import StoredObject
 
 HOUR = timedelta(hours=1)
@@ -68,3 +68,22 @@ def test_a_day_closes_the_settle_margin_after_midnight():
     day = date(2024, 3, 9)
     assert not day_closed(day, datetime(2024, 3, 10, 0, 59, tzinfo=UTC), HOUR)
     assert day_closed(day, datetime(2024, 3, 10, 1, 0, tzinfo=UTC), HOUR)
+
+
+@pytest.mark.parametrize(
+    ("folder", "key"),
+    [
+        ("trail/AWSLogs/111122223333/CloudTrail/us-east-1", None),
+        ("trail/pre.fix/AWSLogs/111122223333/CloudTrail/us-east-1", None),  # dots in a name
+        ("trail/../../../AWSLogs/111122223333/CloudTrail/us-east-1", "trail/../../.."),
+        ("trail/a/../AWSLogs/111122223333/CloudTrail/us-east-1", "trail/a/.."),
+        ("trail/./AWSLogs/111122223333/CloudTrail/us-east-1", "trail/."),
+    ],
+)
+def test_a_trail_folder_with_dot_segments_is_refused_not_normalised(folder, key):
+    if key is None:
+        assert trail_key(folder) == folder
+        return
+    with pytest.raises(UnsafeKeyError) as refused:
+        trail_key(folder)
+    assert refused.value.key == folder and key in str(refused.value)
