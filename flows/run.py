@@ -33,7 +33,7 @@ from flows.listing import day_folders, delivered_days, discover, window
 from flows.register import register_after_ingest
 from flows.report import RunSummary
 from flows.settings import Settings
-from flows.storage import Storage
+from flows.storage import Storage, remove_local_leftovers
 from flows.workers import BatchWorkers
 from transforms.errors import PipelineError
 
@@ -51,6 +51,7 @@ def open_storages(source_url: str, dest_url: str, settings: Settings) -> tuple[S
             f"destination {dest_url} is inside the source {source_url}: the table would be "
             "read back as input; choose a destination outside the source"
         )
+    remove_local_leftovers(dest)  # of a run killed before it could tidy up
     return source, dest
 
 

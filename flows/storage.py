@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import os
 import posixpath
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -324,14 +325,85 @@ def _digest(data: bytes) -> str:
 
 @contextlib.contextmanager
 def _local_mutex(path: str) -> Iterator[None]:
-    """Serialise compare-and-swap on one local file across processes (an ``flock``)."""
+    """Serialise compare-and-swap on one local file across processes (an ``flock``).
+
+    The lock is taken on the mutex file that is there once locked: one removed meanwhile
+    by ``remove_local_leftovers`` is let go and the new one locked. Its time is set on each
+    use, so the clean-up tells a mutex in use from one a killed run left.
+    """
     os.makedirs(posixpath.dirname(path), exist_ok=True)
-    with open(f"{path}.mutex", "a+b") as handle:
+    name = f"{path}.mutex"
+    while True:
+        handle = open(name, "a+b")  # noqa: SIM115 - closed below, or by the with
         fcntl.flock(handle, fcntl.LOCK_EX)
+        if _same_file(handle, name):
+            break
+        handle.close()
+    with handle:
+        os.utime(handle.fileno())
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _same_file(handle: Any, name: str) -> bool:
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(name).st_ino
+    except FileNotFoundError:
+        return False
+
+
+LEFTOVER_FOLDERS = ("_staging", "_state")
+"""Where local writes stage files (``*.tmp``) and lock them (``*.mutex``)."""
+
+
+def remove_local_leftovers(storage: Storage, *, now: float | None = None) -> list[str]:
+    """Remove the staging files and mutexes a killed local run left, older than a lease.
+
+    A live writer renames its staging file within moments, under a lease of
+    ``CTPARQUET_LOCK_TTL_SECONDS``; a file older than that belongs to no live run. A mutex
+    is removed only while this process holds it, and only if unused for as long. S3 needs
+    none of this: a PUT is atomic and leaves nothing behind. Returns what was removed.
+    """
+    if not storage.is_local:
+        return []
+    cutoff = (time.time() if now is None else now) - storage.settings.lock_ttl_seconds
+    removed: list[str] = []
+    for folder in LEFTOVER_FOLDERS:
+        for parent, _, names in os.walk(storage.path(folder)):
+            for name in names:
+                path = os.path.join(parent, name)
+                if name.endswith(".tmp") and _modified_before(path, cutoff):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                        removed.append(path)
+                elif name.endswith(".mutex") and _remove_idle_mutex(path, cutoff):
+                    removed.append(path)
+    return removed
+
+
+def _modified_before(path: str, cutoff: float) -> bool:
+    try:
+        return os.stat(path).st_mtime < cutoff
+    except FileNotFoundError:
+        return False
+
+
+def _remove_idle_mutex(path: str, cutoff: float) -> bool:
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # in use
+        if not _same_file(handle, path) or os.fstat(handle.fileno()).st_mtime >= cutoff:
+            return False
+        os.unlink(path)  # a process waiting on this one sees it gone and locks a new one
+        return True
 
 
 def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
