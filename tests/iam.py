@@ -138,8 +138,10 @@ def calls_of(request: Request, region: str, account: str = "123456789012") -> li
     calls: list[Call] = []
     if not request.key:
         if operation == "LIST":
-            prefix = request.query.get("prefix", [""])[0]
-            calls.append(Call("s3:ListBucket", bucket_arn, {**base, "s3:prefix": prefix}, where))
+            context = {**base, "s3:prefix": request.query.get("prefix", [""])[0]}
+            if "delimiter" in request.query:
+                context["s3:delimiter"] = request.query["delimiter"][0]
+            calls.append(Call("s3:ListBucket", bucket_arn, context, where))
         elif request.method == "HEAD":
             calls.append(Call("s3:ListBucket", bucket_arn, base, where))  # HeadBucket
         elif request.method == "POST" and "delete" in request.query:

@@ -1,11 +1,12 @@
 """Least privilege and safe defaults, checked against what the code really sends.
 
-Every S3 request of an ingest, a re-drive and a no-op rerun (SSE-KMS on, source
-objects encrypted by a trail key) is recorded by the proxy in front of moto,
+Every S3 request of an ingest, a re-drive and a no-op rerun from the bucket root (the
+README's ``s3://BUCKET/`` form of SOURCE; SSE-KMS on, source objects encrypted by a trail
+key, API and Insights events) is recorded by the proxy in front of moto,
 turned into the IAM authorisations it needs, and evaluated against
 ``deploy/iam-policy.json``: all must be allowed, every S3/KMS grant must be used,
 and what the pipeline must never do must be refused. The reader bucket policy is
-checked the same way against a local query.
+checked the same way against local queries of both tables.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from flows.ingest import run_ingest
 from flows.query import run_query
 from flows.redrive import run_redrive
 from flows.settings import Settings
+from tests.compat import insight_records, write_logs
 from tests.fault_proxy import s3_through_proxy
 from tests.hostile import build_hostile_corpus
 from tests.iam import Call, allowed_actions, calls_of_requests, denied, is_allowed, load_policy
@@ -26,6 +28,7 @@ from tests.s3_server import REGION
 ACCOUNT = "123456789012"
 READER = f"arn:aws:iam::{ACCOUNT}:role/security-analyst"
 SOURCE, DEST = "s3://trail/AWSLogs/", "s3://lake/cloudtrail/"
+BUCKET_ROOT = "s3://trail/"  # the README's other form of SOURCE: AWSLogs/ found below it
 UNEXERCISED = {
     "s3:AbortMultipartUpload": "only when a multipart upload (a file over 100 MB) fails",
     "s3:DeleteObject": "compaction and a rerun replacing its own file; ingest writes single PUTs",
@@ -48,6 +51,7 @@ def recorded(s3_endpoint, tmp_path_factory):
     trail_key = kms.create_key(Description="the trail's key")["KeyMetadata"]["Arn"]
     table_key = kms.create_key(Description="the table's key")["KeyMetadata"]["Arn"]
     corpus = build_hostile_corpus(tmp_path / "trail")
+    write_logs(corpus.root, insight_records(), kind="CloudTrail-Insight")
     for path in sorted(p for p in corpus.root.rglob("*") if p.is_file()):
         client.put_object(
             Bucket="trail",
@@ -60,12 +64,16 @@ def recorded(s3_endpoint, tmp_path_factory):
     with s3_through_proxy(s3.url) as proxy:
         first = run_ingest(SOURCE, DEST, settings=settings)
         run_redrive(DEST, settings=settings)
-        again = run_ingest(SOURCE, DEST, settings=settings)
+        again = run_ingest(BUCKET_ROOT, DEST, settings=settings)
         pipeline = list(proxy.requests)
         proxy.requests.clear()
         run_query(DEST, "SELECT eventname, count(*) FROM cloudtrail_logs GROUP BY 1")
+        insights = run_query(DEST, "SELECT eventid FROM t", kind="insights")
         reader = list(proxy.requests)
     assert first.events_written == len(corpus.good) and again.objects_converted == 0
+    assert first.insight_events_written == insights.table.num_rows == 2
+    # The same day folders, found from the bucket root (all done now: none listed again).
+    assert again.days_complete + again.days_listed == first.days_complete + first.days_listed
     values = {
         "SOURCE_BUCKET": "trail",
         "SOURCE_PREFIX": "AWSLogs",
@@ -86,6 +94,11 @@ def test_every_call_the_pipeline_makes_is_allowed_and_every_grant_is_used(record
     calls = calls_of_requests(recorded["pipeline"], REGION)
     refused = denied(policy, calls)
     assert refused == [], "\n".join(f"{c.action} {c.resource} ({c.request})" for c in refused)
+
+    root_listings = [
+        c for c in calls if c.resource == "arn:aws:s3:::trail" and c.context.get("s3:prefix") == ""
+    ]
+    assert root_listings, "the rerun from s3://trail/ lists the bucket root"
 
     used = {c.action for c in calls}
     granted = allowed_actions(policy, "s3") | allowed_actions(policy, "kms")
@@ -158,7 +171,12 @@ def test_every_object_written_under_the_table_carries_sse_kms_with_the_key(recor
         assert request.headers.get("x-amz-server-side-encryption-aws-kms-key-id") == key
         assert request.headers.get("x-amz-server-side-encryption-bucket-key-enabled") == "true"
     listed = client.list_objects_v2(Bucket="lake", Prefix="cloudtrail/")["Contents"]
-    assert {o["Key"].split("/")[1] for o in listed} == {"events", "_state", "_quarantine"}
+    assert {o["Key"].split("/")[1] for o in listed} == {
+        "events",
+        "insights",
+        "_state",
+        "_quarantine",
+    }
     for item in listed:
         head = client.head_object(Bucket="lake", Key=item["Key"])
         assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key), item["Key"]
@@ -169,7 +187,7 @@ def test_the_reader_bucket_policy_lets_a_query_read_the_table_and_nothing_else(r
     values = recorded["values"]
     policy = load_policy("reader-bucket-policy.json", values)
     calls = [c for c in calls_of_requests(recorded["reader"], REGION) if c.action.startswith("s3:")]
-    assert calls
+    assert any(c.resource.startswith("arn:aws:s3:::lake/cloudtrail/insights/") for c in calls)
     refused = denied(policy, calls, principal=READER)
     assert refused == [], "\n".join(f"{c.action} {c.resource} ({c.request})" for c in refused)
 
