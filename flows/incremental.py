@@ -90,7 +90,8 @@ def plan_days(
     refused: set[str] = set()
     for folder in folders:
         try:
-            path = day_state_path(dest, trail_key(folder.trail.path), folder.day)
+            key = trail_key(folder.trail.path, local=source.is_local)
+            path = day_state_path(dest, key, folder.day)
         except UnsafeKeyError as error:  # named once per trail folder; the others go on
             if folder.trail.path not in refused:
                 refused.add(folder.trail.path)

@@ -162,15 +162,17 @@ class UnsafeKeyError(PipelineError):
     would name another folder (even one outside the destination), so it is refused."""
 
 
-def trail_key(path: str) -> str:
+def trail_key(path: str, *, local: bool = False) -> str:
     """A trail folder as a relative path under the state folder (bucket and key, no root).
 
     S3 keys are names, not paths: ``a/../AWSLogs`` is a folder of its own on S3, but a
-    path through ``..`` locally. Such a folder is refused rather than normalised, so no
-    state is written outside the destination, nor shared by two folders.
+    path through ``..`` under a local destination. Such a key is refused rather than
+    normalised, so no state is written outside the destination, nor shared by two
+    folders. A ``local`` folder's path is the file system's (``../logs`` as a user gave
+    it; no listed name is ever ``..``): normalised.
     """
     segments = path.strip("/").split("/")
-    if any(segment in (".", "..") for segment in segments):
+    if not local and any(segment in (".", "..") for segment in segments):
         raise UnsafeKeyError(
             "the source key has a '.' or '..' segment, which would place its state outside "
             "its own folder of the destination; not converted (rename the objects)",

@@ -87,3 +87,9 @@ def test_a_trail_folder_with_dot_segments_is_refused_not_normalised(folder, key)
     with pytest.raises(UnsafeKeyError) as refused:
         trail_key(folder)
     assert refused.value.key == folder and key in str(refused.value)
+
+
+def test_a_local_folder_keeps_its_path_syntax():
+    """A user's ``../logs`` is a path on their disk; its listed names are never ``..``."""
+    folder = "/work/x/../logs/AWSLogs/111122223333/CloudTrail/us-east-1"
+    assert trail_key(folder, local=True) == "work/logs/AWSLogs/111122223333/CloudTrail/us-east-1"
