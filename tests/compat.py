@@ -232,7 +232,7 @@ def assert_same_answer(rows: list[dict[str, Any]], question: Question, records: 
 def records_once_by_event_id(root: Path) -> list[Record]:
     """Our design's oracle: every record of the gzip log objects under ``root``, each eventID
     once (the first delivered), to be placed by its ``eventTime`` (``event_partition``)."""
-    seen: set[str] = set()
+    seen: set[Any] = set()
     records: list[Record] = []
     for record in raw_table_records(root):
         event_id = record.get("eventID")
@@ -247,10 +247,10 @@ raw_records = records_once_by_event_id
 """The name other tests knew it by."""
 
 
-def raw_table_records(root: Path) -> list[RawRecord]:
+def raw_table_records(root: Path) -> list[Record]:
     """What the standard table over the raw JSON reads (``CloudTrailSerde``): every record of
     every log object under ``root``, redeliveries included, each with its delivery folder."""
-    records: list[RawRecord] = []
+    records: list[Record] = []
     for path in sorted(root.rglob("*.json.gz")):
         if "CloudTrail-Insight" in path.parts or "CloudTrail-Digest" in path.parts:
             continue
@@ -267,7 +267,7 @@ def raw_table_questions(day: tuple[str, str, str, str], s3_access: S3Access = SE
     return questions(day, s3_access, partition_of=delivery_partition)
 
 
-def redelivered(records: list[RawRecord]) -> int:
+def redelivered(records: list[Record]) -> int:
     """How many records repeat an eventID already delivered (the raw table counts them)."""
     return len(records) - len({r.get("eventID") for r in records})
 

@@ -81,6 +81,8 @@ def test_a_role_the_block_assumes_is_refreshed_and_the_block_loaded_once(
     prefect_harness, s3, monkeypatch, fresh_block_cache
 ):
     from prefect_aws import AwsCredentials
+    from prefect_aws.assume_role_parameters import AssumeRoleParameters
+    from pydantic import SecretStr
 
     iam = s3.client("iam")
     anyone_here = {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}
@@ -92,9 +94,11 @@ def test_a_role_the_block_assumes_is_refreshed_and_the_block_loaded_once(
     def block(name: str, seconds: int) -> Settings:
         AwsCredentials(
             aws_access_key_id="testing",
-            aws_secret_access_key="testing",
+            aws_secret_access_key=SecretStr("testing"),
             assume_role_arn=role["Role"]["Arn"],
-            assume_role_kwargs={"RoleSessionName": "ctparquet", "DurationSeconds": seconds},
+            assume_role_kwargs=AssumeRoleParameters(
+                RoleSessionName="ctparquet", DurationSeconds=seconds
+            ),
         ).save(name, overwrite=True)
         return Settings(aws_credentials_block=name)
 
