@@ -88,7 +88,7 @@ def test_where_the_raw_table_answers_otherwise_it_is_by_design(tmp_path):
     exactly as decided: the redelivered event counted once, the event in its own day."""
     write_logs(tmp_path, hand_made_records())
     lake = tmp_path / "lake"
-    summary = run_ingest(str(tmp_path / "AWSLogs"), str(lake))
+    summary = run_ingest(str(tmp_path / "AWSLogs"), str(lake), lookback_days=0)
     records = raw_table_records(tmp_path / "AWSLogs")
     assert redelivered(records) == summary.duplicates_dropped == 1
 

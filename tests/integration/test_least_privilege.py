@@ -64,7 +64,7 @@ def recorded(s3_endpoint, tmp_path_factory):
     with s3_through_proxy(s3.url) as proxy:
         first = run_ingest(SOURCE, DEST, settings=settings)
         run_redrive(DEST, settings=settings)
-        again = run_ingest(BUCKET_ROOT, DEST, settings=settings)
+        again = run_ingest(BUCKET_ROOT, DEST, lookback_days=0, settings=settings)
         pipeline = list(proxy.requests)
         proxy.requests.clear()
         run_query(DEST, "SELECT eventname, count(*) FROM cloudtrail_logs GROUP BY 1")
