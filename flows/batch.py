@@ -207,8 +207,8 @@ def write_new_events(
             lease.keep()
             dest.remove(target)
             known.forget(folder, target)
-            lease.keep()
-            known.save(folder)
+        lease.keep()
+        known.save(folder)  # if it changed: files read now need not be read again
         return 0, 0
     data = to_parquet(new, row_group_rows=rows, schema=schema)
     lease.keep()
