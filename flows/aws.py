@@ -98,6 +98,21 @@ def retry_config(settings: Settings) -> dict[str, Any]:
     return {"retries": retries}
 
 
+BACKOFF_CAP_SECONDS = 20.0
+"""botocore's cap on one retry's sleep (``botocore.retries.standard.ExponentialBackoff``)."""
+
+
+def retry_budget_seconds(settings: Settings) -> float:
+    """The longest botocore may sleep between the attempts of one request.
+
+    Standard and adaptive modes sleep up to ``min(2 ** (n - 1), 20)`` seconds before
+    retry n (throttling scale; 5xx sleep less): 111 s for 10 attempts. Adaptive mode's
+    client-side rate limiting can add more under sustained throttling.
+    """
+    retries = range(1, settings.s3_max_attempts)
+    return float(sum(min(2.0 ** (n - 1), BACKOFF_CAP_SECONDS) for n in retries))
+
+
 def credentials(settings: Settings) -> dict[str, Any]:
     """Explicit credentials from the configured AwsCredentials block; {} = the default chain.
 

@@ -1,11 +1,14 @@
 """The backfill flow: history on demand, one (account, region, delivery day) unit per task.
 
 Units are planned with delimiter listings (no object listed to plan), then
-converted as Prefect tasks, at most ``backfill_concurrency`` at a time, on the
-flow's task runner: threads in this process, or a Dask cluster through
-prefect-dask (``CTPARQUET_DASK_ADDRESS``, or ``--dask`` on the CLI). Each unit
-uses the same state as ``ingest`` (its day folder's mark), so a rerun does only
-what is missing and ingest and backfill never convert an object twice.
+converted as Prefect tasks, at most ``backfill_concurrency`` at a time. On the
+default task runner each task's thread hands its unit to a worker process (one
+per core, at most ``backfill_concurrency``): decoding holds the GIL, so threads
+alone would use one core. On a Dask cluster (prefect-dask, ``CTPARQUET_DASK_ADDRESS``
+or ``--dask``) the unit runs in the Dask worker itself. Each unit uses the same
+state as ``ingest`` (its day folder's mark), so a rerun does only what is missing
+and ingest and backfill never convert an object twice; a process's units share
+one eventID index per partition (docs/adr/0015).
 """
 
 from __future__ import annotations
@@ -13,20 +16,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed as processes_completed
 from datetime import UTC, date, datetime
 from typing import Any
 
 from prefect import Flow, flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.incremental import convert_days, new_summary, plan_days
+from flows.incremental import new_summary
 from flows.ingest import open_storages, publish_report
 from flows.listing import DayFolder, day_folders, days_between, discover
 from flows.report import RunSummary
 from flows.settings import Settings
 from flows.storage import Storage
+from flows.workers import process_pool, run_unit, unit_processes
 from transforms.errors import PipelineError, Problem
 
 log = logging.getLogger(__name__)
@@ -55,21 +62,6 @@ def plan_units(
     return day_folders(found.trails, days)
 
 
-def run_unit(
-    source_url: str, dest_url: str, unit: DayFolder, settings: Settings, now: datetime
-) -> RunSummary:
-    """Convert what is not done yet in one day folder (wherever this runs: a thread, a worker)."""
-    source, dest = open_storages(source_url, dest_url, settings)
-    summary = new_summary(source, dest)
-    started = time.perf_counter()
-    works = plan_days(source, dest, [unit], summary, now)
-    convert_days(source, dest, works, summary, settings=settings, now=now)
-    summary.source_requests.update(source.requests())
-    summary.table_requests.update(dest.requests())
-    summary.seconds = time.perf_counter() - started
-    return summary
-
-
 def run_backfill(
     source_url: str,
     dest_url: str,
@@ -82,7 +74,7 @@ def run_backfill(
     settings: Settings | None = None,
     progress: UnitProgress | None = None,
 ) -> RunSummary:
-    """The backfill as plain Python, one unit after another (no orchestrator)."""
+    """The backfill as plain Python (no orchestrator), its units in worker processes."""
     settings = settings or Settings()  # read from the environment
     now = now or datetime.now(UTC)
     started = time.perf_counter()
@@ -92,14 +84,30 @@ def run_backfill(
     summary.units = len(units)
     if progress:
         progress(0, len(units))
-    for done, unit in enumerate(units, 1):
-        summary.merge(run_unit(source_url, dest_url, unit, settings, now))
-        if progress:
-            progress(done, len(units))
+    with process_pool(unit_processes(settings)) as pool:
+        jobs = [pool.submit(run_unit, source_url, dest_url, u, settings, now) for u in units]
+        for done, job in enumerate(processes_completed(jobs), 1):
+            summary.merge(job.result())
+            if progress:
+                progress(done, len(units))
     summary.source_requests.update(source.requests())
     summary.table_requests.update(dest.requests())
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+_unit_pool: ProcessPoolExecutor | None = None
+"""The flow's worker processes, on the default (threads) task runner; None on Dask."""
+
+
+def run_unit_task(
+    source_url: str, dest_url: str, unit: DayFolder, settings: Settings, now: datetime
+) -> RunSummary:
+    """A unit as a task: in a worker process if the flow has a pool (threads), else here."""
+    pool = _unit_pool  # a Dask worker never has one: the unit runs in that worker process
+    if pool is None:
+        return run_unit(source_url, dest_url, unit, settings, now)
+    return pool.submit(run_unit, source_url, dest_url, unit, settings, now).result()
 
 
 _convert_unit = task(
@@ -108,7 +116,7 @@ _convert_unit = task(
     retries=2,
     retry_delay_seconds=10,
     task_run_name="{unit.trail.account}/{unit.trail.region}/{unit.day}",
-)(run_unit)
+)(run_unit_task)
 
 _progress_hook: UnitProgress | None = None
 
@@ -185,7 +193,6 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
     progress = _progress()
     if progress:
         progress(0, len(units))
-    in_flight: list[PrefectFuture[RunSummary]] = []
     failed: list[BaseException] = []
     done = 0
 
@@ -201,17 +208,16 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
         if progress:
             progress(done, len(units))
 
-    unit_of: dict[int, DayFolder] = {}
-    for unit in units:
-        while len(in_flight) >= settings.backfill_concurrency:
-            finished = next(as_completed(in_flight))
-            in_flight.remove(finished)
-            collect(finished, unit_of.pop(id(finished)))
-        future = _convert_unit.submit(source, dest, unit, settings, now)
-        unit_of[id(future)] = unit
-        in_flight.append(future)
-    for finished in as_completed(list(in_flight)):
-        collect(finished, unit_of.pop(id(finished)))
+    context = FlowRunContext.get()
+    on_threads = context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner)
+    if on_threads and units:
+        _set_unit_pool(process_pool(unit_processes(settings)))
+    try:
+        _submit_all(units, (source, dest, settings, now), collect)
+    finally:
+        pool = _set_unit_pool(None)
+        if pool is not None:
+            pool.shutdown()
 
     summary.source_requests.update(source_store.requests())
     summary.table_requests.update(dest_store.requests())
@@ -226,3 +232,31 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
         raise failed[0]
     summary.units, summary.units_failed = len(units), len(failed)
     return summary.as_json()
+
+
+def _set_unit_pool(pool: ProcessPoolExecutor | None) -> ProcessPoolExecutor | None:
+    """Install the flow's worker processes (or none); the ones installed before."""
+    global _unit_pool
+    before, _unit_pool = _unit_pool, pool
+    return before
+
+
+def _submit_all(
+    units: list[DayFolder],
+    run: tuple[str, str, Settings, datetime],
+    collect: Callable[[PrefectFuture[RunSummary], DayFolder], None],
+) -> None:
+    """Submit every unit, at most ``backfill_concurrency`` in flight; collect each as it ends."""
+    source, dest, settings, now = run
+    in_flight: list[PrefectFuture[RunSummary]] = []
+    unit_of: dict[int, DayFolder] = {}
+    for unit in units:
+        while len(in_flight) >= settings.backfill_concurrency:
+            finished = next(as_completed(in_flight))
+            in_flight.remove(finished)
+            collect(finished, unit_of.pop(id(finished)))
+        future = _convert_unit.submit(source, dest, unit, settings, now)
+        unit_of[id(future)] = unit
+        in_flight.append(future)
+    for finished in as_completed(list(in_flight)):
+        collect(finished, unit_of.pop(id(finished)))

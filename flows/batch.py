@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import polars as pl
-import pyarrow.dataset as ds
 
+from flows.event_index import KnownEventIds
 from flows.lock import Lease, LockTimeoutError, partition_lock
 from flows.quarantine import now_utc, write_quarantine
 from flows.report import BatchOutcome
@@ -33,6 +32,8 @@ from transforms.parquet import batch_id, part_file_name, to_parquet
 from transforms.quarantine import QuarantineEntry, quarantine_entries
 
 log = logging.getLogger(__name__)
+
+__all__ = ["KnownEventIds", "PendingObject", "PreparedBatch", "commit_batch", "convert_batch"]
 
 EVENTS_FOLDER = EVENTS.name
 INSIGHTS_FOLDER = INSIGHTS.name
@@ -166,29 +167,56 @@ def _commit_partition(
     partition = partition_path(region, year, month, day)
     folder = dest.path(table, partition)
     target = posixpath.join(folder, part_file_name(batch))
-    known.refresh(folder)  # files other writers added (or compaction removed)
-    events = drop_known_events(
-        batch_events, known.duplicates(folder, target, batch_events[DEDUP_COLUMN])
+    written, size = write_new_events(
+        dest, schema, folder, target, batch_events, lease=lease, known=known, rows=rows
     )
-    written = events.height
     outcome.duplicates_dropped += batch_events.height - written
     if written == 0:
-        if dest.exists(target):  # An earlier run of this batch wrote what others hold.
-            dest.remove(target)
-        known.forget(folder, target)
         return
-    data = to_parquet(events, row_group_rows=rows, schema=schema)
-    lease.keep()
-    dest.write_atomically(target, data)
-    known.wrote(folder, target, events[DEDUP_COLUMN])
     outcome.files_written += 1
-    outcome.bytes_written += len(data)
+    outcome.bytes_written += size
     if schema is INSIGHTS:
         outcome.insight_events_written += written
         outcome.insight_partitions.add(partition)
     else:
         outcome.events_written += written
         outcome.partitions.add(partition)
+
+
+def write_new_events(
+    dest: Storage,
+    schema: TableSchema,
+    folder: str,
+    target: str,
+    events: pl.DataFrame,
+    *,
+    lease: Lease,
+    known: KnownEventIds,
+    rows: int,
+) -> tuple[int, int]:
+    """Write to ``target`` the events its partition does not hold yet; (events, bytes) written.
+
+    Under the partition's lease (every writer: ingest, backfill, redrive): bring the
+    partition's eventID index up to date, write the data file, then the index. A run
+    killed between the two leaves a file the index does not cover; the next writer reads it.
+    """
+    known.refresh(folder)  # files other writers added (or compaction replaced)
+    new = drop_known_events(events, known.duplicates(folder, target, events[DEDUP_COLUMN]))
+    if new.height == 0:
+        if known.holds_file(folder, target):  # An earlier run wrote what others hold.
+            lease.keep()
+            dest.remove(target)
+            known.forget(folder, target)
+        lease.keep()
+        known.save(folder)  # if it changed: files read now need not be read again
+        return 0, 0
+    data = to_parquet(new, row_group_rows=rows, schema=schema)
+    lease.keep()
+    dest.write_atomically(target, data)
+    known.wrote(folder, target, new[DEDUP_COLUMN], len(data))
+    lease.keep()
+    known.save(folder)
+    return new.height, len(data)
 
 
 def convert_batch(
@@ -202,86 +230,3 @@ def convert_batch(
     """Convert ``batch`` into ``dest``'s events table and mark it converted."""
     prepared = prepare_batch(source, batch)
     return commit_batch(dest, prepared, row_group_rows=row_group_rows, known=known)
-
-
-class KnownEventIds:
-    """Which eventIDs each partition file holds, for the whole run, in little memory.
-
-    Checking a batch against the files already in its partitions keeps a
-    redelivered event out; reading those files again for every batch made a run
-    quadratic in partition size. The index keeps a 64-bit hash per event (8 bytes,
-    not ~50), per file so a batch never counts the file it is about to replace (a
-    rerun's own earlier output). A hash hit is confirmed against the file's real
-    eventIDs, so a collision can never drop an event.
-    """
-
-    MAX_PARTITIONS = 32
-    """Partitions kept in memory; older ones are read again if touched again (memory stays
-    flat over a long run)."""
-
-    def __init__(self, dest: Storage) -> None:
-        self._dest = dest
-        self._by_folder: OrderedDict[str, dict[str, pl.Series]] = OrderedDict()
-
-    def duplicates(self, folder: str, own_file: str, event_ids: pl.Series) -> pl.Series:
-        """Those of ``event_ids`` already in the partition's other files."""
-        wanted = _hashes(event_ids).implode()
-        suspects = [
-            path
-            for path, hashes in self._files(folder).items()
-            if path != own_file and hashes.is_in(wanted).any()
-        ]
-        if not suspects:
-            return event_ids.clear()
-        held = pl.concat([self._read_ids(path) for path in suspects])
-        return event_ids.filter(event_ids.is_in(held.implode())).unique()
-
-    def refresh(self, folder: str) -> None:
-        """Match the partition's files as they are now: read new ones, forget removed ones."""
-        if folder not in self._by_folder:
-            self._files(folder)  # read in full just now: nothing to catch up on
-            return
-        files = self._files(folder)
-        present = {
-            stored.path
-            for stored in (self._dest.list_files(folder) if self._dest.exists(folder) else [])
-            if stored.path.endswith(".parquet")
-        }
-        for path in set(files) - present:
-            del files[path]
-        for path in present - set(files):
-            files[path] = _hashes(self._read_ids(path))
-
-    def wrote(self, folder: str, path: str, event_ids: pl.Series) -> None:
-        self._files(folder)[path] = _hashes(event_ids)
-
-    def forget(self, folder: str, path: str) -> None:
-        self._files(folder).pop(path, None)
-
-    def _files(self, folder: str) -> dict[str, pl.Series]:
-        if folder in self._by_folder:
-            self._by_folder.move_to_end(folder)
-        else:
-            self._by_folder[folder] = self._read(folder)
-            if len(self._by_folder) > self.MAX_PARTITIONS:
-                self._by_folder.popitem(last=False)
-        return self._by_folder[folder]
-
-    def _read(self, folder: str) -> dict[str, pl.Series]:
-        if not self._dest.exists(folder):
-            return {}
-        return {
-            stored.path: _hashes(self._read_ids(stored.path))
-            for stored in self._dest.list_files(folder)
-            if stored.path.endswith(".parquet")
-        }
-
-    def _read_ids(self, path: str) -> pl.Series:
-        table = ds.dataset(path, filesystem=self._dest.fs, format="parquet")
-        ids = pl.from_arrow(table.to_table(columns=[DEDUP_COLUMN]).column(DEDUP_COLUMN))
-        assert isinstance(ids, pl.Series)
-        return ids.drop_nulls()
-
-
-def _hashes(event_ids: pl.Series) -> pl.Series:
-    return event_ids.drop_nulls().hash(seed=0)

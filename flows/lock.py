@@ -39,6 +39,10 @@ class LeaseLostError(PipelineError):
     """This run's lease ran out before its work was done: it must not write on."""
 
 
+class LeaseTooShortError(PipelineError):
+    """Even a fresh lease would expire before a PUT's retries could end: no PUT is made."""
+
+
 @dataclass
 class Lease:
     """A held lock: where, by whom, its version tag, and until when (this process's clock)."""
@@ -50,6 +54,8 @@ class Lease:
     ttl: float
     deadline: float
     clock: Clock = time.time
+    budget: float = 0.0
+    """Seconds one PUT may take with its retries (``Storage.retry_budget_seconds``)."""
 
     def check(self, margin: float | None = None) -> None:
         """Raise ``LeaseLostError`` unless the lease has ``margin`` seconds (default ttl/4) left."""
@@ -79,10 +85,17 @@ class Lease:
         self.version, self.deadline = version, now + self.ttl
 
     def keep(self) -> None:
-        """Before a write: renew the lease if half its life is gone, then ``check`` it."""
-        if self.clock() + self.ttl / 2 > self.deadline:
+        """Before a PUT: make sure the lease outlives it, with its retries, or refuse.
+
+        The PUT needs the retry budget plus a quarter of the lease (the margin for clock
+        skew and a pause between this check and the request). The lease is renewed if
+        less is left, or half its life is gone; ``LeaseTooShortError`` if even a fresh
+        lease is too short, ``LeaseLostError`` if it was taken over meanwhile.
+        """
+        needed = _needed(self.ttl, self.budget, self.storage.url(self.path))
+        if self.clock() + max(needed, self.ttl / 2) > self.deadline:
             self.renew()
-        self.check()
+        self.check(needed)
 
     def release(self) -> None:
         """Mark the lease expired, unless another run took it over meanwhile."""
@@ -104,8 +117,10 @@ def acquire(
     owner: str | None = None,
     clock: Clock = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    budget: float = 0.0,
 ) -> Lease:
     """Take the lease at ``path``, waiting up to ``wait`` seconds for a live holder to finish."""
+    _needed(ttl, budget, storage.url(path))  # refuse before taking a lease too short to use
     owner = owner or owner_name()
     give_up = clock() + wait
     pause = 0.05
@@ -113,7 +128,7 @@ def acquire(
         now = clock()
         version = storage.create_exclusive(path, _body(owner, now + ttl))
         if version is not None:
-            return Lease(storage, path, owner, version, ttl, now + ttl, clock)
+            return Lease(storage, path, owner, version, ttl, now + ttl, clock, budget)
         current = storage.read_versioned(path)
         if current is not None:
             holder, expires = _parse(current[0])
@@ -122,7 +137,7 @@ def acquire(
                 if version is not None:
                     if expires > 0:
                         log.info("took over lease %s expired from %s", path, holder)
-                    return Lease(storage, path, owner, version, ttl, now + ttl, clock)
+                    return Lease(storage, path, owner, version, ttl, now + ttl, clock, budget)
                 continue
             if now >= give_up:
                 raise LockTimeoutError(
@@ -145,6 +160,7 @@ def held(storage: Storage, path: str, *, wait: float | None = None) -> Iterator[
         path,
         ttl=storage.settings.lock_ttl_seconds,
         wait=storage.settings.lock_wait_seconds if wait is None else wait,
+        budget=storage.retry_budget_seconds,
     )
     try:
         yield lease
@@ -157,6 +173,19 @@ def partition_lock(
 ) -> contextlib.AbstractContextManager[Lease]:
     """The lease on one table partition (``region=…/year=…/month=…/day=…``)."""
     return held(dest, dest.path(LOCKS_FOLDER, "events", partition, "lock.json"), wait=wait)
+
+
+def _needed(ttl: float, budget: float, where: str) -> float:
+    """Seconds of lease a PUT needs: its retry budget plus a quarter of the lease's life."""
+    needed = budget + ttl / 4
+    if needed >= ttl:
+        raise LeaseTooShortError(
+            f"a lease of {ttl:.0f} s cannot cover a PUT: its S3 retries may take {budget:.0f} s, "
+            f"plus a margin of {ttl / 4:.0f} s; set CTPARQUET_LOCK_TTL_SECONDS above "
+            f"{budget * 4 / 3:.0f} or lower CTPARQUET_S3_MAX_ATTEMPTS",
+            key=where,
+        )
+    return needed
 
 
 def _body(owner: str, expires: float) -> bytes:

@@ -6,10 +6,12 @@ re-reads the objects, converts only the records the quarantine names (and, for a
 damaged object, every record after the damage), writes them into the events table,
 and then rewrites the file with what is still not convertible (or removes it).
 
-Exactly once, as for ingest: data is written before the quarantine file is
-rewritten, the Parquet file names derive from what is re-driven, and eventIDs
-already in a partition are dropped. A re-drive killed half way and run again
-converts each record once; a re-drive with nothing newly convertible writes nothing.
+Exactly once, as for ingest: each partition is written under its lease (a
+re-drive waits for an ingest or compaction holding it), data is written before
+the quarantine file is rewritten, the Parquet file names derive from what is
+re-driven, and eventIDs already in a partition (its eventID index) are dropped.
+A re-drive killed half way and run again converts each record once; a re-drive
+with nothing newly convertible writes nothing.
 
 An object whose size changed since it was quarantined was replaced: ingest sees it
 as new and converts it, so its entry is dropped here. One with the same size but
@@ -27,13 +29,14 @@ from typing import Any
 
 import fsspec
 import polars as pl
-import pyarrow.dataset as ds
 from fsspec.core import url_to_fs
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE as NO_CACHE
 
 from flows.aws import storage_options
-from flows.batch import EVENTS_FOLDER, SCHEMA_OF_TABLE, TABLE_OF_KIND
+from flows.batch import EVENTS_FOLDER, SCHEMA_OF_TABLE, TABLE_OF_KIND, write_new_events
+from flows.event_index import KnownEventIds
+from flows.lock import partition_lock
 from flows.quarantine import (
     QUARANTINE_FOLDER,
     now_utc,
@@ -44,12 +47,12 @@ from flows.quarantine import (
 from flows.report import MAX_LISTED_PROBLEMS
 from flows.settings import Settings
 from flows.storage import Storage
-from schemas.cloudtrail import DEDUP_COLUMN, EVENTS, SORT_COLUMN, TableSchema
+from schemas.cloudtrail import EVENTS, TableSchema
 from transforms.convert import LogBytes, RecordSelection, convert_objects
 from transforms.errors import PipelineError, Problem, UnrecognisedKeyError
-from transforms.events import drop_known_events, split_partitions
+from transforms.events import split_partitions
 from transforms.keys import parse_key, partition_path
-from transforms.parquet import batch_id, part_file_name, to_parquet
+from transforms.parquet import batch_id, part_file_name
 from transforms.quarantine import (
     QuarantineEntry,
     after_redrive,
@@ -138,7 +141,8 @@ def run_redrive(
     """Re-drive every quarantine file under ``dest_url``; return what it did."""
     settings = settings or Settings()
     started = time.perf_counter()
-    dest = Storage(dest_url, **storage_options(dest_url, settings, writes=True))
+    dest = Storage(dest_url, settings=settings)  # retries, credentials, SSE-KMS on its PUTs
+    known = KnownEventIds(dest)  # one eventID index per partition, across quarantine files
     summary = RedriveSummary(
         quarantine=dest.url(dest.path(QUARANTINE_FOLDER)),
         events_table=dest.url(dest.path(EVENTS_FOLDER)),
@@ -149,16 +153,19 @@ def run_redrive(
     if progress:
         progress(0, len(files))
     for done, path in enumerate(files, start=1):
-        summary.outcome.add(step(dest, path, settings=settings))
+        summary.outcome.add(step(dest, path, settings=settings, known=known))
         if progress:
             progress(done, len(files))
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def redrive_file(dest: Storage, path: str, *, settings: Settings) -> RedriveOutcome:
+def redrive_file(
+    dest: Storage, path: str, *, settings: Settings, known: KnownEventIds | None = None
+) -> RedriveOutcome:
     """Re-drive the objects of one quarantine file and rewrite it with what remains."""
     outcome = RedriveOutcome()
+    known = known or KnownEventIds(dest)
     try:
         entries = read_quarantine_file(dest, path)
     except PipelineError as error:
@@ -206,6 +213,7 @@ def redrive_file(dest: Storage, path: str, *, settings: Settings) -> RedriveOutc
             name=name,
             row_group_rows=settings.row_group_rows,
             outcome=outcome,
+            known=known,
         )
         for entry, item in group:
             left = after_redrive(entry, converted, item.data, now)
@@ -277,45 +285,28 @@ def _write_events(
     name: str,
     row_group_rows: int,
     outcome: RedriveOutcome,
+    known: KnownEventIds,
 ) -> None:
-    """Write re-driven events into their partitions, dropping eventIDs already there."""
-    for (region, year, month, day), part in split_partitions(events).items():
-        folder = dest.path(schema.name, partition_path(region, year, month, day))
-        target = posixpath.join(folder, part_file_name(name))
-        new_events = drop_known_events(part, _event_ids_beside(dest, folder, target, part))
-        outcome.duplicates_dropped += part.height - new_events.height
-        if new_events.is_empty():
-            if dest.exists(target):
-                dest.remove(target)
-            continue
-        data = to_parquet(new_events, row_group_rows=row_group_rows, schema=schema)
-        dest.write_atomically(target, data)
-        outcome.events_written += new_events.height
-        outcome.files_written += 1
-        outcome.partitions.add(partition_path(region, year, month, day))
+    """Write re-driven events into their partitions, each under its lease, as ingest does.
 
-
-def _event_ids_beside(dest: Storage, folder: str, own: str, events: pl.DataFrame) -> pl.Series:
-    """eventIDs in the partition's other files within the events' time range.
-
-    A re-drive is small and rare: it reads them directly rather than through the
-    ingest's index, so it depends on nothing but the table's files.
+    A partition another writer holds (an ingest, a compaction) is waited for, up to
+    ``CTPARQUET_LOCK_WAIT_SECONDS``; eventIDs already in it are dropped, through the
+    partition's eventID index.
     """
-    empty = pl.Series(DEDUP_COLUMN, [], pl.String)
-    if not dest.exists(folder):
-        return empty
-    others = [f.path for f in dest.list_files(folder) if f.path.endswith(".parquet")]
-    others = [path for path in others if path != own]
-    if not others:
-        return empty
-    low, high = events[SORT_COLUMN].min(), events[SORT_COLUMN].max()
-    table = ds.dataset(others, filesystem=dest.fs, format="parquet").to_table(
-        columns=[DEDUP_COLUMN],
-        filter=(ds.field(SORT_COLUMN) >= low) & (ds.field(SORT_COLUMN) <= high),
-    )
-    known = pl.from_arrow(table.column(DEDUP_COLUMN))
-    assert isinstance(known, pl.Series)
-    return known.drop_nulls()
+    for (region, year, month, day), part in split_partitions(events).items():
+        partition = partition_path(region, year, month, day)
+        folder = dest.path(schema.name, partition)
+        target = posixpath.join(folder, part_file_name(name))
+        with partition_lock(dest, f"{schema.name}/{partition}") as lease:
+            written, _ = write_new_events(
+                dest, schema, folder, target, part,
+                lease=lease, known=known, rows=row_group_rows,
+            )  # fmt: skip
+        outcome.duplicates_dropped += part.height - written
+        if written:
+            outcome.events_written += written
+            outcome.files_written += 1
+            outcome.partitions.add(partition)
 
 
 # --- The Prefect flow ------------------------------------------------------------------

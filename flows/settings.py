@@ -93,10 +93,11 @@ class Settings(BaseSettings):
     )
 
     lock_ttl_seconds: float = Field(
-        default=120.0,
+        default=300.0,
         description=(
             "Life of a lock on a table partition while a batch writes it; a lock left by a "
-            "killed run is taken over after this long."
+            "killed run is taken over after this long. Must exceed 4/3 of the S3 retry "
+            "budget (111 s for 10 attempts): no PUT is made under a shorter lease."
         ),
         gt=0,
     )

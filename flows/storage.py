@@ -28,7 +28,13 @@ from fsspec.asyn import sync
 from fsspec.core import url_to_fs
 from fsspec.utils import get_protocol
 
-from flows.aws import RequestCounter, access_denied, s3fs_options, sse_kms_arguments
+from flows.aws import (
+    RequestCounter,
+    access_denied,
+    retry_budget_seconds,
+    s3fs_options,
+    sse_kms_arguments,
+)
 from flows.settings import Settings
 
 
@@ -84,6 +90,12 @@ class Storage:
         """How a user names ``path``: a plain path locally, ``s3://bucket/key`` remotely."""
         path = self.root if path is None else path
         return path if self.is_local else self.fs.unstrip_protocol(path)
+
+    @property
+    def retry_budget_seconds(self) -> float:
+        """Longest time botocore's retries may add to one S3 request (0 locally): a lease
+        must have this much left before a PUT made under it (``flows.lock``)."""
+        return retry_budget_seconds(self.settings) if self.is_s3 else 0.0
 
     def requests(self) -> Counter[str]:
         """S3 requests made through this storage so far, by operation."""

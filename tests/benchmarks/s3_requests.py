@@ -1,11 +1,16 @@
 """S3 requests of scheduled runs over a trail with a long history (moto server over HTTP).
 
     python -m tests.benchmarks.s3_requests [--objects 10000] [--accounts 2] [--regions 5]
+                                           [--steady-files 20 200]
 
 Builds a trail of ``--objects`` log objects spread over accounts x regions x days
 (10 objects a day per folder), converts the history once, then reports the
 requests of: a scheduled run with nothing new, and one with a new object in
-each of today's folders. The counts do not depend on the machine; rerun freely.
+each of today's folders. Then the steady state: one folder whose objects were
+converted one batch each, so today's partition holds ``--steady-files`` files
+(as it does before the daily compaction), and a scheduled run with one new
+object in it, whose events go to that partition. The counts do not depend on
+the machine; rerun freely.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import gzip
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flows.ingest import run_ingest
 from flows.settings import Settings
@@ -29,6 +35,7 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=10_000)
     parser.add_argument("--accounts", type=int, default=2)
     parser.add_argument("--regions", type=int, default=5)
+    parser.add_argument("--steady-files", type=int, nargs="*", default=[20, 200])
     args = parser.parse_args()
     accounts = [f"{100000000000 + n:012d}" for n in range(args.accounts)]
     regions = ["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-south-1", "sa-east-1"]
@@ -74,6 +81,7 @@ def main() -> None:
         rows["run with new objects"] = run_ingest(
             "s3://trail/", "s3://lake/ct/", now=today + timedelta(minutes=15), settings=settings
         ).as_json()
+        rows.update(steady_state(client, sorted(args.steady_files), today, settings))
 
     folders = len(accounts) * len(regions)
     print(
@@ -90,6 +98,34 @@ def main() -> None:
             f"| {table['list']} | {table['get']} | {table['put']} | {table['other']} |"
         )
     print("\nby operation:", json.dumps({k: v["requests"] for k, v in rows.items()}, indent=1))
+
+
+def steady_state(
+    client: Any, sizes: list[int], today: datetime, settings: Settings
+) -> dict[str, dict[str, Any]]:
+    """Scheduled runs on a partition of each of ``sizes`` files: one new object each time."""
+    client.create_bucket(Bucket="busy")
+    one_file_each = Settings(lookback_days=2, batch_objects=1)
+    account, region = "100000000000", "us-east-1"
+    delivered = 0
+
+    def deliver(at: datetime) -> None:
+        nonlocal delivered
+        delivered += 1
+        body = {"Records": [record(f"s{delivered}", at - timedelta(minutes=1), region, account)]}
+        key = log_key(account, region, at, f"s{delivered:06d}", org=None)
+        client.put_object(Bucket="busy", Key=key, Body=gzip.compress(json.dumps(body).encode()))
+
+    rows = {}
+    start = today.replace(hour=1)
+    for size in sizes:
+        while delivered < size:  # today's partition grows a file per batch
+            deliver(start + timedelta(seconds=30 * delivered))
+        run_ingest("s3://busy/", "s3://lake/busy/", now=today, settings=one_file_each)
+        deliver(start + timedelta(seconds=30 * delivered))
+        summary = run_ingest("s3://busy/", "s3://lake/busy/", now=today, settings=settings)
+        rows[f"steady state: partition of {size} files, one new object"] = summary.as_json()
+    return rows
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ def run_env(**extra: str) -> dict[str, str]:
         **os.environ,
         "CTPARQUET_BATCH_OBJECTS": "1",  # a batch per object: many points to die between
         "CTPARQUET_LOCK_TTL_SECONDS": "2",  # a dead run's partition lock is taken over soon
+        "CTPARQUET_S3_MAX_ATTEMPTS": "1",  # no retries: a 2 s lease must cover none (ADR 15)
         "CTPARQUET_LOOKBACK_DAYS": "0",
         **extra,
     }
@@ -75,7 +76,7 @@ def kill_when(process: subprocess.Popen, ready, what: str) -> None:
 
 def rerun() -> dict:
     """The same run in this process (the same code as the CLI's, without the start-up)."""
-    settings = Settings(batch_objects=1, lock_ttl_seconds=2, lookback_days=0)
+    settings = Settings(batch_objects=1, lock_ttl_seconds=2, s3_max_attempts=1, lookback_days=0)
     return run_ingest("s3://trail/", LAKE, settings=settings).as_json()
 
 

@@ -36,6 +36,7 @@ def run_until_frozen(arguments: list[str], kill_at: str, marker: Path) -> str:
         "KILL_AT": kill_at,
         "KILL_MARKER": str(marker),
         "CTPARQUET_BATCH_OBJECTS": "4",
+        "CTPARQUET_LOCK_TTL_SECONDS": "2",  # the killed run's lease is taken over soon
         "PYTHONPATH": str(ROOT),
     }
     command = [sys.executable, "-m", "tests.kill_driver", *arguments]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from flows.lock import LeaseLostError, LockTimeoutError, acquire
+from flows.lock import LeaseLostError, LeaseTooShortError, LockTimeoutError, acquire
 from flows.storage import Storage
 
 
@@ -72,3 +72,44 @@ def test_a_slow_writer_renews_its_lease_unless_it_was_taken_over(store):
     acquire(store, path, ttl=8, wait=0, owner="other", clock=clock, sleep=clock.sleep)
     with pytest.raises(LeaseLostError, match="taken over"):
         lease.keep()
+
+
+def test_a_lease_too_short_for_a_puts_retries_is_refused_before_it_is_taken(store):
+    clock = Clock()
+    path = store.path("l.json")
+    # 10 attempts: botocore may sleep 111 s in all; a quarter of the lease is the margin.
+    with pytest.raises(LeaseTooShortError, match="CTPARQUET_LOCK_TTL_SECONDS above 148"):
+        acquire(store, path, ttl=120, wait=0, budget=111, clock=clock, sleep=clock.sleep)
+    assert not store.exists(path), "no lease object was written"
+
+
+def test_a_lease_with_less_left_than_a_puts_retries_is_renewed_before_the_put(store):
+    clock = Clock()
+    lease = acquire(
+        store, store.path("l.json"), ttl=300, wait=0, budget=111, clock=clock, sleep=clock.sleep
+    )
+    clock.now += 120  # 180 s left: more than half the lease, less than 111 s + 75 s
+    lease.keep()
+    assert lease.deadline == clock.now + 300
+
+
+def test_a_lease_cut_short_is_refused_before_the_put(store):
+    clock = Clock()
+    lease = acquire(
+        store, store.path("l.json"), ttl=300, wait=0, budget=111, clock=clock, sleep=clock.sleep
+    )
+    lease.ttl = 100  # as a lease taken with another setting would be: renewal cannot help
+    with pytest.raises(LeaseTooShortError):
+        lease.keep()
+
+
+def test_the_retry_budget_follows_botocores_backoff_and_is_nothing_locally(store):
+    from flows.aws import retry_budget_seconds
+    from flows.settings import Settings
+
+    assert store.retry_budget_seconds == 0  # no botocore retries on a local folder
+    assert retry_budget_seconds(Settings(s3_max_attempts=1)) == 0
+    assert retry_budget_seconds(Settings(s3_max_attempts=4)) == 1 + 2 + 4
+    assert retry_budget_seconds(Settings(s3_max_attempts=10)) == 1 + 2 + 4 + 8 + 16 + 20 * 4
+    s3 = Storage("s3://lake/ct/", settings=Settings(s3_max_attempts=10))
+    assert s3.retry_budget_seconds == 111
