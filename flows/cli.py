@@ -141,7 +141,7 @@ ProfileOption = Annotated[
     ),
 ]
 _REGION_HELP = (
-    "AWS region of the clients (S3, Glue, Athena). Default: the profile's, or AWS_DEFAULT_REGION."
+    "AWS region of the clients (S3, Glue, Athena). Default: AWS_DEFAULT_REGION, else the profile's."
 )
 AwsRegionOption = Annotated[
     str | None,
