@@ -8,6 +8,8 @@ Prefect API the same code runs without Prefect (and says so in one line), with
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -175,3 +177,21 @@ def test_with_prefect_the_run_is_a_recorded_flow_run(prefect_harness, logs, tmp_
         )
     [run] = [r for r in runs if r.parameters.get("dest") == dest]
     assert run.state is not None and run.state.is_completed()
+
+
+def test_query_cuts_long_values_with_a_mark_and_csv_keeps_them_whole(logs, tmp_path):
+    from flows.run import run_ingest
+
+    dest = str(tmp_path / "lake")
+    run_ingest(logs.url, dest, lookback_days=0)
+    sql = "SELECT requestparameters FROM cloudtrail_logs ORDER BY eventid LIMIT 1"
+    whole = CliRunner().invoke(app, ["query", dest, sql, "--format", "csv"])
+    assert whole.exit_code == EXIT_OK, whole.output
+    value = next(csv.reader(io.StringIO(whole.stdout.splitlines()[1])))[0]
+    assert len(value) > 12 and "…" not in value
+    narrow = CliRunner().invoke(app, ["query", dest, sql, "--max-width", "12"])
+    assert narrow.exit_code == EXIT_OK, narrow.output
+    assert narrow.stdout.splitlines()[2] == value[:11] + "…"
+    assert "1 values cut at 12 characters (…)" in narrow.stderr
+    wide = CliRunner().invoke(app, ["query", dest, sql, "--max-width", "0"])
+    assert wide.stdout.splitlines()[2] == value
