@@ -86,8 +86,8 @@ def fresh(folder: Path) -> Path:
 def convert_and_answer(source: Path, table: Path, *options: str) -> int:
     """Convert ``source`` into ``table``, then print the seed's template query's answer."""
     # Samples are years old: list every delivery day, not the scheduled look-back window.
-    ingest = (BIN / "ctparquet", "ingest", source, table, "--lookback-days", "0", *options)
-    status = run(*ingest, check=False)
+    ingest: tuple[str | Path, ...] = (BIN / "ctparquet", "ingest", source, table)
+    status = run(*ingest, "--lookback-days", "0", *options, check=False)
     if status not in (0, 3):  # 3: converted, with problems it listed
         return status
     return run(BIN / "ctparquet", "query", table, SEED_TEMPLATE_QUERY, check=False)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -43,11 +43,19 @@ class _Command(TyperCommand):
         super().format_help(ctx, formatter)
 
 
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
 class _App(typer.Typer):
     """Every ``@app.command()`` gets the conventional help of ``_Command``."""
 
-    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Any:
-        return super().command(*args, cls=cls or _Command, **kwargs)
+    def command(
+        self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[_Function], _Function]:
+        decorator: Callable[[_Function], _Function] = super().command(
+            *args, cls=cls or _Command, **kwargs
+        )
+        return decorator
 
 
 app = _App(
@@ -108,6 +116,8 @@ def _use_prefect(asked: bool | None) -> bool:
                 "Running without Prefect (no PREFECT_API_URL); pass --prefect for a run record.",
                 highlight=False,
             )
+    # Prefect's temporary server gets 20 s to start by default: too few on a busy machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     return asked
 
 
