@@ -117,7 +117,7 @@ def _use_prefect(asked: bool | None) -> bool:
                 highlight=False,
             )
     # Prefect's temporary server gets 20 s to start by default: too few on a busy machine.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     return asked
 
 
