@@ -123,16 +123,6 @@ def credentials(settings: Settings) -> dict[str, Any]:
     return found
 
 
-def chosen_by_user(settings: Settings) -> dict[str, Any]:
-    """The profile and region the user named (``--profile``, ``--region``): over the block's."""
-    chosen: dict[str, Any] = {}
-    if settings.aws_profile:
-        chosen["profile"] = settings.aws_profile
-    if settings.aws_region:
-        chosen["region_name"] = settings.aws_region
-    return chosen
-
-
 def s3fs_options(settings: Settings, counter: RequestCounter) -> dict[str, Any]:
     """``S3FileSystem`` arguments: counted session, retry config, credentials, fresh listings."""
     creds = {**credentials(settings), **chosen_by_user(settings)}
@@ -172,6 +162,16 @@ def boto3_client(service: str, settings: Settings | None = None) -> Any:
     return session.client(
         service, config=Config(**retry_config(settings)), endpoint_url=endpoint, **creds
     )
+
+
+def chosen_by_user(settings: Settings) -> dict[str, Any]:
+    """The profile and region the user named (``--profile``, ``--region``): over the block's."""
+    chosen: dict[str, Any] = {}
+    if settings.aws_profile:
+        chosen["profile"] = settings.aws_profile
+    if settings.aws_region:
+        chosen["region_name"] = settings.aws_region
+    return chosen
 
 
 def access_denied(error: PermissionError, bucket: str, key: str, operation: str) -> PipelineError:
