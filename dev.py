@@ -83,14 +83,14 @@ def fresh(folder: Path) -> Path:
     return folder
 
 
-def convert_and_answer(source: Path, table: Path, *options: str) -> int:
+def convert_and_answer(source: Path, table: Path, *options: str, bin_dir: Path = BIN) -> int:
     """Convert ``source`` into ``table``, then print the seed's template query's answer."""
     # Samples are years old: list every delivery day, not the scheduled look-back window.
-    ingest: tuple[str | Path, ...] = (BIN / "ctparquet", "ingest", source, table)
+    ingest: tuple[str | Path, ...] = (bin_dir / "ctparquet", "ingest", source, table)
     status = run(*ingest, "--lookback-days", "0", *options, check=False)
     if status not in (0, 3):  # 3: converted, with problems it listed
         return status
-    return run(BIN / "ctparquet", "query", table, SEED_TEMPLATE_QUERY, check=False)
+    return run(bin_dir / "ctparquet", "query", table, SEED_TEMPLATE_QUERY, check=False)
 
 
 def test() -> int:
