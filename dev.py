@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -60,16 +61,36 @@ def setup() -> None:
 def demo() -> int:
     """Convert the real samples (or a generated corpus) and answer the seed's template query."""
     setup()
-    source = SHARED_SAMPLES
-    if not source.is_dir():
-        source = DEMO / "generated-logs" / "AWSLogs"
-        run(BIN / "python", "-m", "tests.corpus", source.parent, "--events", "20000")
-    table = DEMO / "table"
+    source, said = demo_input(SHARED_SAMPLES)
+    print(f"Demo input: {said}.", flush=True)
+    if source != SHARED_SAMPLES:
+        run(BIN / "python", "-m", "tests.corpus", fresh(source.parent), "--events", "20000")
+    # The Prefect flow, in Prefect's ephemeral mode (a temporary local server: no set-up).
+    return convert_and_answer(source, fresh(DEMO / "table"), "--prefect")
+
+
+def demo_input(samples: Path) -> tuple[Path, str]:
+    """The logs the demo converts, and how to say which they are."""
+    if samples.is_dir():
+        return samples, f"the real samples in {samples}"
+    generated = DEMO / "generated-logs" / "AWSLogs"
+    return generated, f"a generated corpus: the real samples were not found at {samples}"
+
+
+def fresh(folder: Path) -> Path:
+    """``folder``, emptied: each demo answers from its own input, never from an earlier run."""
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
+def convert_and_answer(source: Path, table: Path, *options: str, bin_dir: Path = BIN) -> int:
+    """Convert ``source`` into ``table``, then print the seed's template query's answer."""
     # Samples are years old: list every delivery day, not the scheduled look-back window.
-    status = run(BIN / "ctparquet", "ingest", source, table, "--lookback-days", "0", check=False)
+    ingest: tuple[str | Path, ...] = (bin_dir / "ctparquet", "ingest", source, table)
+    status = run(*ingest, "--lookback-days", "0", *options, check=False)
     if status not in (0, 3):  # 3: converted, with problems it listed
         return status
-    return run(BIN / "ctparquet", "query", table, SEED_TEMPLATE_QUERY, check=False)
+    return run(bin_dir / "ctparquet", "query", table, SEED_TEMPLATE_QUERY, check=False)
 
 
 def test() -> int:
@@ -88,8 +109,14 @@ def test() -> int:
     return run(BIN / "python", *pytest, check=False)
 
 
+def set_up() -> int:
+    """Only the set-up (the first step of the other two)."""
+    setup()
+    return 0
+
+
 if __name__ == "__main__":
-    commands = {"demo": demo, "test": test, "setup": lambda: setup() or 0}
+    commands = {"demo": demo, "test": test, "setup": set_up}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         sys.exit(2)

@@ -231,7 +231,7 @@ def _async_assumed_role(name: str) -> Any:
 
 def s3fs_options(settings: Settings, counter: RequestCounter) -> dict[str, Any]:
     """``S3FileSystem`` arguments: counted session, retry config, credentials, fresh listings."""
-    creds = credentials(settings)
+    creds = {**credentials(settings), **chosen_by_user(settings)}
     from aiobotocore.session import AioSession  # noqa: PLC0415 - only for S3: 0.2 s of each start
 
     session = AioSession(profile=creds.pop("profile", None))
@@ -263,7 +263,7 @@ def s3fs_options(settings: Settings, counter: RequestCounter) -> dict[str, Any]:
 def boto3_client(service: str, settings: Settings | None = None) -> Any:
     """A boto3 client with the same retry policy and credentials as the s3fs storage."""
     settings = settings or Settings()  # read from the environment
-    creds = credentials(settings)
+    creds = {**credentials(settings), **chosen_by_user(settings)}
     import boto3  # noqa: PLC0415 - only for AWS calls: 0.1 s of each start
     from botocore.config import Config  # noqa: PLC0415
 
@@ -276,6 +276,16 @@ def boto3_client(service: str, settings: Settings | None = None) -> Any:
     return session.client(
         service, config=Config(**retry_config(settings)), endpoint_url=endpoint, **creds
     )
+
+
+def chosen_by_user(settings: Settings) -> dict[str, Any]:
+    """The profile and region the user named (``--profile``, ``--region``): over the block's."""
+    chosen: dict[str, Any] = {}
+    if settings.aws_profile:
+        chosen["profile"] = settings.aws_profile
+    if settings.aws_region:
+        chosen["region_name"] = settings.aws_region
+    return chosen
 
 
 def access_denied(error: PermissionError, bucket: str, key: str, operation: str) -> PipelineError:

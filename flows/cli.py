@@ -5,15 +5,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperArgument, TyperCommand
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -24,15 +28,62 @@ EXIT_PROBLEMS = 3
 can tell "the good data is in, look at the quarantine" from a mistyped command.
 """
 
-app = typer.Typer(
+
+class _Command(TyperCommand):
+    """Help as people know it from other tools: ``SOURCE DEST`` in capitals, no braces."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        for param in self.params:
+            if isinstance(param, TyperArgument) and param.metavar is None and param.name:
+                param.metavar = param.name.upper()
+        return [p[1:-1] if p[:1] == "{" else p for p in super().collect_usage_pieces(ctx)]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.collect_usage_pieces(ctx)  # the arguments' names, in the list below them too
+        super().format_help(ctx, formatter)
+
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+class _App(typer.Typer):
+    """Every ``@app.command()`` gets the conventional help of ``_Command``."""
+
+    def command(
+        self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any
+    ) -> Callable[[_Function], _Function]:
+        decorator: Callable[[_Function], _Function] = super().command(
+            *args, cls=cls or _Command, **kwargs
+        )
+        return decorator
+
+
+app = _App(
     help="Convert AWS CloudTrail logs into a partitioned Parquet table for Athena.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help, as click and argparse print it: flags without a value type, no boxes.
+    rich_markup_mode=None,
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from importlib.metadata import version
+
+        print(f"ctparquet {version('cloudtrail-parquet')}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
-def _commands() -> None:
+def _commands(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Convert AWS CloudTrail logs into a partitioned Parquet table for Athena."""
 
 
@@ -41,25 +92,102 @@ _err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="End stdout with one JSON summary line.")]
 
+# --- Prefect or not: the same code, with or without a run record --------------------------
+
+PrefectOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--prefect/--no-prefect",
+        show_default=False,
+        help="Run as a Prefect flow, with a run record (default: when PREFECT_API_URL is set, "
+        "in the environment or the Prefect profile). With no API to report to, Prefect "
+        "starts a temporary server first (about 14 s).",
+    ),
+]
+
+
+def _use_prefect(asked: bool | None) -> bool:
+    """Run the Prefect flow when asked to, or when a Prefect API is configured; else say so."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if asked is None:
+        asked = prefect_api_configured()
+        if not asked:
+            _err.print(
+                "Running without Prefect (no PREFECT_API_URL); pass --prefect for a run record.",
+                highlight=False,
+            )
+    # Prefect's temporary server gets 20 s to start by default: too few on a busy machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
+    return asked
+
+
+def prefect_api_configured() -> bool:
+    """Is a Prefect API configured? Answered without importing Prefect (2-3 s of start-up)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    loaded = sys.modules.get("prefect.settings")
+    if loaded is not None:  # a caller that runs Prefect already (a test harness): ask it
+        return bool(loaded.get_current_settings().api.url)
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    try:
+        profiles = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active")
+    return bool(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+
+
+# --- AWS: a profile and a region, for s3fs and boto3 alike --------------------------------
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        envvar="CTPARQUET_AWS_PROFILE",
+        metavar="NAME",
+        help="AWS profile (from ~/.aws/config) for S3, Glue and Athena; over the environment's "
+        "keys, as the AWS CLI's --profile. Default: the AWS default chain.",
+    ),
+]
+_REGION_HELP = (
+    "AWS region of the clients (S3, Glue, Athena). Default: AWS_DEFAULT_REGION, else the profile's."
+)
+AwsRegionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--region", "--aws-region", envvar="CTPARQUET_AWS_REGION", metavar="R", help=_REGION_HELP
+    ),
+]
+AwsRegionOnlyOption = Annotated[
+    str | None,
+    typer.Option("--aws-region", envvar="CTPARQUET_AWS_REGION", metavar="R", help=_REGION_HELP),
+]
+"""For the commands whose ``--region`` names regions of the data."""
+
+
+def _use_aws(profile: str | None, region: str | None) -> None:
+    """Settings are read from the environment (in flows and worker processes too)."""
+    if profile:
+        os.environ["CTPARQUET_AWS_PROFILE"] = profile
+    if region:
+        os.environ["CTPARQUET_AWS_REGION"] = region
+
 
 @app.command()
 def ingest(
     source: Annotated[str, typer.Argument(help="Folder or s3:// URL holding AWSLogs/… objects.")],
     dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (events/ below).")],
     as_json: JsonFlag = False,
-    no_prefect: Annotated[
-        bool,
-        typer.Option(
-            "--no-prefect",
-            help="Run the same conversion without Prefect (no API server start, no run record).",
-        ),
-    ] = False,
+    prefect: PrefectOption = None,
     lookback_days: Annotated[
         int | None,
         typer.Option(
             "--lookback-days",
             min=0,
-            help="Delivery days to list back from today (default CTPARQUET_LOOKBACK_DAYS, 2); "
+            metavar="N",
+            envvar="CTPARQUET_LOOKBACK_DAYS",
+            help="Delivery days to list back from today (default 2: today and yesterday); "
             "0 = every day under SOURCE.",
         ),
     ] = None,
@@ -68,19 +196,24 @@ def ingest(
         typer.Option(
             "--workers",
             min=1,
-            help="Processes converting batches in parallel (default CTPARQUET_WORKERS, 1): "
+            metavar="N",
+            envvar="CTPARQUET_WORKERS",
+            help="Processes converting batches in parallel (default 1): "
             "give a big run the machine's cores.",
         ),
     ] = None,
+    profile: ProfileOption = None,
+    region: AwsRegionOption = None,
 ) -> None:
     """Convert the CloudTrail log objects under SOURCE not converted yet into DEST."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    use_prefect = _use_prefect(prefect)
+    _use_aws(profile, region)
     if workers is not None:  # settings are read from the environment, in the flow too
         os.environ["CTPARQUET_WORKERS"] = str(workers)
     started = time.perf_counter()
     with _progress("converting", "objects", hidden=as_json) as on_progress:
         try:
-            summary = _run_ingest(source, dest, on_progress, no_prefect, lookback_days)
+            summary = _run_ingest(source, dest, on_progress, not use_prefect, lookback_days)
         except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
             _fail(error, as_json)
     _finish_run(summary, started, as_json, _print_ingest)
@@ -187,12 +320,13 @@ def compact(
         int, typer.Option("--target-mb", help="File size to aim for, 1-512 MB.")
     ] = 128,
     as_json: JsonFlag = False,
-    no_prefect: Annotated[
-        bool, typer.Option("--no-prefect", help="Run without Prefect (no API server start).")
-    ] = False,
+    prefect: PrefectOption = None,
+    profile: ProfileOption = None,
+    region: AwsRegionOption = None,
 ) -> None:
     """Rewrite closed days' small files into large sorted files, each eventID once."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    no_prefect = not _use_prefect(prefect)
+    _use_aws(profile, region)
     try:
         if no_prefect:
             from datetime import date
@@ -230,7 +364,11 @@ class TableKind(StrEnum):
 
 KindOption = Annotated[
     TableKind,
-    typer.Option("--kind", help="The API events table, or the CloudTrail Insights events table."),
+    typer.Option(
+        "--kind",
+        metavar="events|insights",
+        help="The API events table, or the CloudTrail Insights events table.",
+    ),
 ]
 # --- redrive (issue 7) ----------------------------------------------------------------
 
@@ -239,16 +377,13 @@ KindOption = Annotated[
 def redrive(
     dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
     as_json: JsonFlag = False,
-    no_prefect: Annotated[
-        bool,
-        typer.Option(
-            "--no-prefect",
-            help="Run the same re-drive without Prefect (no API server start, no run record).",
-        ),
-    ] = False,
+    prefect: PrefectOption = None,
+    profile: ProfileOption = None,
+    region: AwsRegionOption = None,
 ) -> None:
     """Re-drive the objects quarantined under DEST/_quarantine/ and convert what now converts."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    no_prefect = not _use_prefect(prefect)
+    _use_aws(profile, region)
     started = time.perf_counter()
     with _progress("re-driving", "quarantine files", hidden=as_json) as on_progress:
         try:
@@ -303,21 +438,39 @@ def query(
     dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
     sql: Annotated[str, typer.Argument(help="One Athena (Trino) SQL statement.")],
     output: Annotated[
-        OutputFormat, typer.Option("--format", help="Rows as an aligned table, CSV or JSON lines.")
+        OutputFormat,
+        typer.Option(
+            "--format",
+            metavar="table|csv|json",
+            help="Rows as an aligned table, CSV or JSON lines (CSV and JSON are never cut).",
+        ),
     ] = OutputFormat.table,
     kind: KindOption = TableKind.events,
+    max_width: Annotated[
+        int,
+        typer.Option(
+            "--max-width",
+            min=0,
+            metavar="N",
+            help="Widest value in the aligned table: longer ones are cut and end in …; "
+            "0 = never cut.",
+        ),
+    ] = 80,
     as_json: JsonFlag = False,
+    profile: ProfileOption = None,
+    region: AwsRegionOption = None,
 ) -> None:
     """Run Athena SQL over the table locally (DuckDB); any table name means the --kind table."""
+    _use_aws(profile, region)
     from flows.query import run_query
-    from flows.render import render_csv, render_json_lines, render_table, rows_as_json
+    from flows.render import cells_cut, render_csv, render_json_lines, render_table, rows_as_json
 
     try:
         result = run_query(dest, sql, kind.value)
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
         _fail(error, as_json)
     rendered = {
-        OutputFormat.table: render_table,
+        OutputFormat.table: lambda table: render_table(table, max_width),
         OutputFormat.csv: render_csv,
         OutputFormat.json: render_json_lines,
     }[output](result.table)
@@ -332,13 +485,21 @@ def query(
         }
         _out.file.write(json.dumps(summary) + "\n")
     elif output is OutputFormat.table:
-        _err.print(f"{result.table.num_rows} rows in {result.seconds:.2f} s", highlight=False)
+        cut = cells_cut(result.table, max_width)
+        note = (
+            f"; {cut} values cut at {max_width} characters (…): "
+            "--max-width 0 or --format csv|json shows them whole"
+            if cut
+            else ""
+        )
+        _err.print(f"{result.table.num_rows} rows in {result.seconds:.2f} s{note}", highlight=False)
 
 
 RegionOption = Annotated[
     list[str] | None,
     typer.Option(
         "--region",
+        metavar="R",
         help="A region to project besides those present (repeatable), e.g. one with no data yet.",
     ),
 ]
@@ -353,12 +514,15 @@ def ddl(
     table: Annotated[str, typer.Option("--table", help="The table's name.")] = "cloudtrail_logs",
     kind: KindOption = TableKind.events,
     region: RegionOption = None,
+    profile: ProfileOption = None,
+    aws_region: AwsRegionOnlyOption = None,
 ) -> None:
     """Print the CREATE EXTERNAL TABLE statement (Hive DDL, as Athena runs it) for DEST's table.
 
     Partitions are projected: the regions present (or the standard AWS regions
     for an empty table) plus --region ones, years through next year.
     """
+    _use_aws(profile, aws_region)
     from flows.register import render_ddl
 
     try:
@@ -384,22 +548,30 @@ def register(
         str | None,
         typer.Option(
             "--athena-workgroup",
+            metavar="WG",
+            envvar="CTPARQUET_ATHENA_WORKGROUP",
             help="Make the changes by running DDL in this Athena workgroup, not with Glue's API.",
         ),
     ] = None,
     athena_output: Annotated[
         str | None,
         typer.Option(
-            "--athena-output", help="s3:// URL for query results, if the workgroup sets none."
+            "--athena-output",
+            metavar="S3URL",
+            envvar="CTPARQUET_ATHENA_OUTPUT",
+            help="s3:// URL for query results, if the workgroup sets none.",
         ),
     ] = None,
     as_json: JsonFlag = False,
+    profile: ProfileOption = None,
+    aws_region: AwsRegionOnlyOption = None,
 ) -> None:
     """Create or update DEST's table in the Glue Data Catalog, with partition projection.
 
     Idempotent: a second run changes nothing. Partitions the projection would
     not cover (data Athena would not see) are listed, and the exit status is 3.
     """
+    _use_aws(profile, aws_region)
     from flows.register import AthenaDDL, register_table
 
     try:
@@ -438,33 +610,46 @@ def backfill(
     source: Annotated[str, typer.Argument(help="Folder or s3:// URL holding AWSLogs/… objects.")],
     dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (events/ below).")],
     start: Annotated[
-        datetime, typer.Option("--start", formats=["%Y-%m-%d"], help="First delivery day.")
+        datetime,
+        typer.Option(
+            "--start", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="First delivery day."
+        ),
     ],
     end: Annotated[
-        datetime, typer.Option("--end", formats=["%Y-%m-%d"], help="Last delivery day (included).")
+        datetime,
+        typer.Option(
+            "--end",
+            formats=["%Y-%m-%d"],
+            metavar="YYYY-MM-DD",
+            help="Last delivery day (included).",
+        ),
     ],
     account: Annotated[
-        list[str] | None, typer.Option("--account", help="Only this account (repeatable).")
+        list[str] | None,
+        typer.Option("--account", metavar="ID", help="Only this account (repeatable)."),
     ] = None,
     region: Annotated[
-        list[str] | None, typer.Option("--region", help="Only this region (repeatable).")
+        list[str] | None,
+        typer.Option("--region", metavar="R", help="Only this region's logs (repeatable)."),
     ] = None,
     dask: Annotated[
         str | None,
         typer.Option(
             "--dask",
-            help="Run units on a Dask cluster: a scheduler address (tcp://host:8786) or 'local' "
-            "(a LocalCluster here). Default: CTPARQUET_DASK_ADDRESS, else threads here.",
+            metavar="ADDRESS|local",
+            envvar="CTPARQUET_DASK_ADDRESS",
+            help="Run units on a Dask cluster, as Prefect tasks: a scheduler address "
+            "(tcp://host:8786) or 'local' (a LocalCluster here). Default: threads here.",
         ),
     ] = None,
     as_json: JsonFlag = False,
-    no_prefect: Annotated[
-        bool,
-        typer.Option("--no-prefect", help="Run the units one by one without Prefect."),
-    ] = False,
+    prefect: PrefectOption = None,
+    profile: ProfileOption = None,
+    aws_region: AwsRegionOnlyOption = None,
 ) -> None:
     """Convert the delivery days START..END of the trail under SOURCE into DEST (resumable)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    no_prefect = not _use_prefect(True if prefect is None and dask else prefect)
+    _use_aws(profile, aws_region)
     started = time.perf_counter()
     with _progress("backfill", "units", hidden=as_json) as on_progress:
         try:

@@ -11,7 +11,9 @@ from typing import Any
 import pyarrow as pa
 
 MAX_CELL = 80
-"""Widest cell in the aligned table; CSV and JSON are never cut."""
+"""Widest cell in the aligned table by default; CSV and JSON are never cut."""
+CUT = "…"
+"""Ends a value cut to fit its column, so a cut value never passes for a whole one."""
 
 
 def _plain(value: Any) -> Any:
@@ -38,9 +40,24 @@ def rows_as_json(table: pa.Table) -> list[dict[str, Any]]:
     return [_plain(row) for row in table.to_pylist()]
 
 
-def render_table(table: pa.Table) -> str:
+def fit(text: str, max_width: int) -> str:
+    """``text`` in at most ``max_width`` characters, ending in ``…`` if cut (0: never cut)."""
+    if max_width <= 0 or len(text) <= max_width:
+        return text
+    return text[: max_width - 1] + CUT
+
+
+def cells_cut(table: pa.Table, max_width: int = MAX_CELL) -> int:
+    """How many values ``render_table`` cuts at ``max_width``."""
+    if max_width <= 0:
+        return 0
+    return sum(len(_cell(v)) > max_width for row in table.to_pylist() for v in row.values())
+
+
+def render_table(table: pa.Table, max_width: int = MAX_CELL) -> str:
+    """Rows aligned in columns for people; values longer than ``max_width`` cut with ``…``."""
     names = table.column_names
-    rows = [[_cell(v)[:MAX_CELL] for v in row.values()] for row in table.to_pylist()]
+    rows = [[fit(_cell(v), max_width) for v in row.values()] for row in table.to_pylist()]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
     lines = [
         " | ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)),

@@ -91,6 +91,17 @@ class Settings(BaseSettings):
             "credential chain (environment, profile, instance or task role)."
         ),
     )
+    aws_profile: str | None = Field(
+        default=None,
+        description=(
+            "AWS profile (~/.aws/config) for every client, s3fs and boto3 alike (`--profile`); "
+            "it wins over keys in the environment, as the AWS CLI's --profile does."
+        ),
+    )
+    aws_region: str | None = Field(
+        default=None,
+        description="AWS region of every client, s3fs and boto3 alike (`--region`).",
+    )
 
     lock_ttl_seconds: float = Field(
         default=300.0,

@@ -1792,18 +1792,51 @@ def _skip(text: str, position: int) -> int:
     return position
 
 
-def _main() -> None:  # pragma: no cover - a command for benchmarks
+def _main(argv: list[str] | None = None) -> None:
+    """``python -m tests.corpus DIR``: the command benchmarks and the demo generate logs with."""
     import argparse
     import time
 
-    parser = argparse.ArgumentParser(description="Write a generated CloudTrail corpus.")
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--events", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--days", type=int, default=2)
-    args = parser.parse_args()
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.corpus",
+        description="Write a seeded, realistic CloudTrail corpus under ROOT, laid out as "
+        "CloudTrail delivers it (ROOT/AWSLogs/[o-ORG/]ACCOUNT/CloudTrail/REGION/YYYY/MM/DD/, "
+        "with digests and Insights objects). The same arguments write the same bytes.",
+    )
+    parser.add_argument("root", type=Path, metavar="ROOT", help="Folder to write AWSLogs/ into.")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=100_000,
+        metavar="N",
+        help="Distinct API events (about 1%% re-delivered on top). Default: %(default)s.",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="Random seed: another seed, another corpus. Default: %(default)s.",
+    )
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2024, 1, 5),
+        metavar="YYYY-MM-DD",
+        help="First event day (UTC). Default: %(default)s.",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=2,
+        metavar="N",
+        help="Days the events spread over, from --start. Default: %(default)s.",
+    )
+    args = parser.parse_args(argv)
     began, began_cpu = time.perf_counter(), time.process_time()
-    corpus = generate_corpus(args.root, seed=args.seed, events=args.events, days=args.days)
+    corpus = generate_corpus(
+        args.root, seed=args.seed, events=args.events, start=args.start, days=args.days
+    )
     elapsed, cpu = time.perf_counter() - began, time.process_time() - began_cpu
     size = sum((corpus.root / key).stat().st_size for key in corpus.event_objects)
     raw = sum(len(event.record_text) for event in corpus.events.values())

@@ -107,7 +107,7 @@ def hand_made_table(spark, tmp_path_factory) -> tuple[str, list[dict], str]:
 
 
 @pytest.fixture(scope="module")
-def real_table(spark, shared_data, tmp_path_factory) -> tuple[str, list[dict]]:
+def real_table(shared_data, spark, tmp_path_factory) -> tuple[str, list[dict]]:
     logs = shared_data / "invictus-ir" / "AWSLogs"
     lake = tmp_path_factory.mktemp("hive-real") / "lake"
     assert run_ingest(str(logs), str(lake)).problems == []

@@ -18,8 +18,11 @@ from schemas.derive import (
     partition_columns,
     polars_schema,
 )
+from tests.conftest import SHARED_DATA, require
 
-SEED_DDL = Path(__file__).parents[2] / ".." / "shared" / "reference" / "athena-cloudtrail-ddl.sql"
+SEED_DDL = Path(__file__).parents[1] / "data" / "athena-cloudtrail-ddl.sql"
+"""The seed's DDL, kept in the project (tests/data/README.md names its source)."""
+ORIGINAL_DDL = SHARED_DATA.parent / "reference" / "athena-cloudtrail-ddl.sql"
 
 
 def seed_columns() -> list[tuple[str, str]]:
@@ -70,6 +73,11 @@ def test_the_reference_ddl_is_read():
     names = [name for name, _ in seed_columns()]
     assert names[:3] == ["eventversion", "useridentity", "eventtime"]
     assert len(names) == 23
+
+
+def test_the_kept_ddl_equals_the_seed_original():
+    require(ORIGINAL_DDL.is_file(), f"the seed's DDL is missing at {ORIGINAL_DDL}")
+    assert SEED_DDL.read_bytes() == ORIGINAL_DDL.read_bytes()
 
 
 @pytest.mark.parametrize(("name", "seed_type"), seed_columns())
