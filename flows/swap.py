@@ -71,6 +71,7 @@ class Swap:
         self.dest.write_atomically(
             posixpath.join(self.staging, INTENT_NAME), _intent(self.dest, self.new, self.old)
         )
+        lease.renew()  # a full lease for the swap, so no renewal widens its window
         self.phase = "publishing"
         started = time.perf_counter()
         for staged, final in self.new:

@@ -2,6 +2,7 @@
 
     python tests/benchmarks/compact_memory.py build DIR [--copies 40] [--split 1]
     python tests/benchmarks/compact_memory.py run DIR --target-mb 128 [--s3]
+    python tests/benchmarks/compact_memory.py writer DIR --file-mb 128 [--whole]
 
 ``build`` makes a table with one partition of ``copies`` files of 30,000 generated
 events each (distinct eventIDs and times), about 3 MB a file, each split in
@@ -9,7 +10,14 @@ events each (distinct eventIDs and times), about 3 MB a file, each split in
 ``run`` compacts a copy of it (locally, or uploaded to a moto server with
 ``--s3``) in this process and prints one JSON line: files and bytes out, peak RSS,
 the swap's seconds, seconds. Run each target
-in a fresh process: peak RSS is per process. Run as a script (not ``-m``) so that
+in a fresh process: peak RSS is per process.
+
+``writer`` measures the one step whose memory depended on the target: a file of
+about ``file-mb`` written from parts of 20,000 events (parts of the built table,
+over again), streamed to a local file, or with ``--whole`` built in memory and
+then written (what compaction did before, ``streamed_parquet`` +
+``write_atomically``). Encoded at zstd level 1 to be quick: the memory is the
+same. Run as a script (not ``-m``) so that
 ``PYTHONPATH=/other/checkout`` measures that checkout's compaction.
 """
 
@@ -100,21 +108,59 @@ def run(folder: Path, target_mb: int, on_s3: bool) -> dict[str, object]:
     }
 
 
+def writer(folder: Path, file_mb: int, whole: bool) -> dict[str, object]:
+    import io
+    import itertools
+
+    import polars as pl
+
+    from flows.storage import Storage
+    from transforms.parquet import streamed_parquet, write_streamed_parquet
+
+    part = pl.concat([pl.read_parquet(f) for f in sorted(folder.rglob("*.parquet"))])[:20_000]
+    probe = io.BytesIO()
+    write_streamed_parquet([part], probe, zstd_level=1)
+    parts_needed = max(1, int(file_mb * 1e6 / len(probe.getvalue())))
+    work = Path(tempfile.mkdtemp())
+    dest = Storage(str(work))
+    base = peak_rss_mb()
+    started = time.perf_counter()
+    parts = itertools.repeat(part, parts_needed)
+    if whole:
+        dest.write_atomically(dest.path("out.parquet"), streamed_parquet(parts, zstd_level=1))
+    else:
+        with dest.streaming_write(dest.path("out.parquet")) as sink:
+            write_streamed_parquet(parts, sink, zstd_level=1)
+    size = (work / "out.parquet").stat().st_size
+    shutil.rmtree(work)
+    return {
+        "file_mb": round(size / 1e6, 1),
+        "how": "whole in memory, then written" if whole else "streamed to the file",
+        "peak_rss_mb_before": base,
+        "peak_rss_mb": peak_rss_mb(),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def peak_rss_mb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # Linux: KiB
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=("build", "run"))
+    parser.add_argument("command", choices=("build", "run", "writer"))
     parser.add_argument("folder", type=Path)
     parser.add_argument("--copies", type=int, default=40)
     parser.add_argument("--split", type=int, default=1)
     parser.add_argument("--target-mb", type=int, default=128)
     parser.add_argument("--s3", action="store_true")
+    parser.add_argument("--file-mb", type=int, default=128)
+    parser.add_argument("--whole", action="store_true")
     args = parser.parse_args()
     if args.command == "build":
         build(args.folder, args.copies, args.split)
+    elif args.command == "writer":
+        print(json.dumps(writer(args.folder, args.file_mb, args.whole)))
     else:
         print(json.dumps(run(args.folder, args.target_mb, args.s3)))
 

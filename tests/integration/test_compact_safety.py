@@ -50,7 +50,8 @@ def local_table(tmp_path_factory) -> Path:
         str(root / "lake"),
         settings=Settings(batch_bytes=256 * 1024, lookback_days=0),
     )
-    return root / "lake"
+    lake: Path = root / "lake"
+    return lake
 
 
 @pytest.fixture
@@ -174,23 +175,25 @@ COMPACT_IN_A_PROCESS = (
     ],
 )
 def test_a_killed_compaction_is_cleaned_up_by_the_next_run(
-    s3, s3_table, within, rows_after_kill, found
+    s3, s3_table, tmp_path, within, rows_after_kill, found
 ):
     plan = Freeze(within=within)
     with s3_through_proxy(s3.url, plan) as proxy:
         env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, "CTPARQUET_LOCK_TTL_SECONDS": "2"}
+        errors = (tmp_path / "stderr").open("wb")
         run = subprocess.Popen(
             [sys.executable, "-c", COMPACT_IN_A_PROCESS, DEST], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=errors,
         )  # fmt: skip
         try:
-            assert plan.frozen.wait(120), run.stderr.read() if run.poll() is not None else ""
+            assert plan.frozen.wait(300), (tmp_path / "stderr").read_text()[-2000:]
             os.kill(run.pid, signal.SIGKILL)  # no cleanup code runs
             run.wait(30)
         finally:
             plan.release.set()
             if run.poll() is None:
                 run.kill()
+            errors.close()
     seen = event_ids(s3)
     assert set(seen) == set(s3_table)
     if rows_after_kill == "once":
@@ -278,3 +281,32 @@ def test_insights_are_compacted_too(tmp_path):
     assert files and all(f.name.startswith(COMPACTED_PREFIX) for f in files)
     order = ["region", "year", "month", "day", "eventid"]
     assert read_table(insights).sort(order).equals(before_rows.sort(order))
+
+
+def test_a_large_file_streams_to_s3_in_parts_under_the_tables_encryption(s3, monkeypatch):
+    from flows import storage
+
+    client = s3.client()
+    client.create_bucket(Bucket="lake")
+    key_arn = s3.client("kms").create_key()["KeyMetadata"]["Arn"]
+    monkeypatch.setattr(storage, "UPLOAD_PART_BYTES", 5 * 1024 * 1024)  # S3's smallest part
+    data = os.urandom(12 * 1024 * 1024)
+    with s3_through_proxy(s3.url) as proxy:
+        dest = Storage(DEST, settings=Settings(sse_kms_key_id=key_arn))
+        with dest.streaming_write("lake/t/whole.bin") as sink:
+            for start in range(0, len(data), 1024 * 1024):
+                sink.write(data[start : start + 1024 * 1024])
+            # Parts went out while the file was being written: it is never held whole.
+            assert dest.requests()["UploadPart"] == 2
+        with pytest.raises(RuntimeError), dest.streaming_write("lake/t/failed.bin") as sink:
+            sink.write(data)
+            raise RuntimeError("the writer failed")
+    assert client.get_object(Bucket="lake", Key="t/whole.bin")["Body"].read() == data
+    assert objects(s3, "t/") == ["t/whole.bin"]
+    assert not client.list_multipart_uploads(Bucket="lake").get("Uploads"), "aborted"
+    assert dest.requests()["CompleteMultipartUpload"] == 1
+    started = [r for r in proxy.requests if r.method == "POST" and "uploads" in r.query]
+    assert len(started) == 2
+    for request in started:
+        assert request.headers["x-amz-server-side-encryption"] == "aws:kms"
+        assert request.headers["x-amz-server-side-encryption-aws-kms-key-id"] == key_arn
