@@ -273,10 +273,9 @@ def _compact_partition(
             summary.duplicates_dropped += _rows_in(timestamps, window) - kept
         swap.commit(lease)
     except Exception as error:
-        swap.abandon()
-        if swap.phase == "deleting":  # its rows are in the new files: only forward is right
+        if not swap.abandon(error):  # only forward is right now: left to the next run
             raise CompactionError(
-                f"compaction stopped while deleting the files it replaced ({error}); "
+                f"compaction stopped in the middle of its swap ({error}); "
                 "the next compaction finishes it"
             ) from error
         raise

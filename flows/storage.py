@@ -229,10 +229,10 @@ class Storage:
                 yield file
                 file.close()
             except PermissionError as error:
-                file.discard()
+                _discard(file)
                 raise access_denied(error, *self._split(path), "PutObject") from error
             except BaseException:
-                file.discard()
+                _discard(file)
                 raise
             return
         staging = self.path("_staging", f"{uuid.uuid4().hex}.tmp")
@@ -374,6 +374,12 @@ def _local_object(entry: dict[str, Any]) -> StoredObject:
         int(entry.get("size") or 0),
         datetime.fromtimestamp(modified, UTC) if modified is not None else None,
     )
+
+
+def _discard(file: Any) -> None:
+    """Abort an unfinished upload, and mark the file closed so nothing commits it later."""
+    file.discard()
+    file.closed = True
 
 
 def _read_body(fs: Any, body: Any) -> bytes:

@@ -11,7 +11,9 @@ close; ADR 5 gives its width.
 
 A failure before any old file is deleted undoes the attempt. Published files go
 first, then the intent, then the staged files. A failure while deleting old files
-cannot be undone (their rows now live only in the new set), so the intent stays.
+cannot be undone (their rows now live only in the new set), so the intent stays;
+so it does if the lease was lost while publishing (another writer may rely on the
+published files by then).
 A killed run undoes nothing. The next compaction of the partition finds its
 leftovers and holds the partition's lease while it deals with them. Staged files
 with no intent are half-written, and are removed. With an intent, the new set is
@@ -29,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from flows.lock import Lease
+from flows.lock import Lease, LeaseLostError
 from flows.storage import Storage, StoredObject
 
 log = logging.getLogger(__name__)
@@ -86,16 +88,22 @@ class Swap:
         self.phase = "done"
         _remove_attempt(self.dest, self.staging, [staged for staged, _ in self.new])
 
-    def abandon(self) -> None:
-        """After a failure: remove what this attempt wrote, if that can still be right."""
-        if self.phase == "deleting":
-            log.warning("swap in %s failed while deleting; the next run finishes it", self.staging)
-            return
+    def abandon(self, error: BaseException) -> bool:
+        """After a failure: remove what this attempt wrote, if that can still be right;
+        False if the swap is left for the next run to finish."""
+        if self.phase == "deleting" or (
+            # Without the lease another writer may already rely on the published files
+            # (an ingest drops events it finds there): only the next holder may decide.
+            self.phase == "publishing" and isinstance(error, LeaseLostError)
+        ):
+            log.warning("swap in %s stopped; the next compaction finishes it", self.staging)
+            return False
         try:
             self.dest.remove_many(self.published)
             _remove_attempt(self.dest, self.staging, [staged for staged, _ in self.new])
-        except OSError as error:  # what is left, the next run finds (see the module's story)
-            log.warning("could not undo %s: %s", self.staging, error)
+        except OSError as undo_error:  # what is left, the next run finds (module's story)
+            log.warning("could not undo %s: %s", self.staging, undo_error)
+        return True
 
 
 @dataclass(frozen=True)
