@@ -354,6 +354,10 @@ def compact(
         )
         for problem in result["problems"][:10]:
             _out.print(f"  {problem['key']}: {problem['reason']}", highlight=False)
+        for busy in result["partitions_busy"][:10]:
+            _out.print(
+                f"  {busy}: another writer held its lease; left for the next run", highlight=False
+            )
     raise typer.Exit(EXIT_PROBLEMS if result["problems_count"] else EXIT_OK)
 
 
