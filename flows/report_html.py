@@ -142,6 +142,7 @@ def charts(summary: TableSummary) -> list[tuple[str, go.Figure]]:
     for row in summary.new_principals:
         new_per_day[row["first_seen"][:10]] = new_per_day.get(row["first_seen"][:10], 0) + 1
     new = go.Figure(go.Bar(x=sorted(new_per_day), y=[new_per_day[d] for d in sorted(new_per_day)]))
+    new.update_xaxes(type="category")
     figures.append(("New principals per day (first seen)", _styled(new)))
     return figures
 
@@ -154,6 +155,7 @@ def _stacked(rows: Rows, series: str) -> go.Figure:
             go.Bar(name=name, x=[r["day"] for r in picked], y=[r["events"] for r in picked])
         )
     figure.update_layout(barmode="stack")
+    figure.update_xaxes(type="category")  # days, not a continuous time axis
     return _styled(figure)
 
 
@@ -202,7 +204,7 @@ def render_html(summary: TableSummary, hunt: HuntRun, *, generated: datetime | N
             full_html=False,
             include_plotlyjs=index == 0,
             div_id=f"chart-{index}",
-            config={"displaylogo": False, "responsive": True},
+            config={"displayModeBar": False, "responsive": True},
         )
         parts.append(f'<section class="chart"><h2>{html.escape(title)}</h2>{div}</section>')
     parts.append("</div>")
