@@ -35,7 +35,7 @@ WHERE eventtimestamp >= (SELECT window_start FROM params)
             AND (
                 regexp_like(requestparameters, '"includeManagementEvents"[ ]*:[ ]*false')
                 OR regexp_like(requestparameters, '"readWriteType"[ ]*:[ ]*"(ReadOnly|WriteOnly)"')
-                OR regexp_like(requestparameters, '"excludeManagementEventSources"[ ]*:[ ]*[[][ ]*"')
+                OR regexp_like(requestparameters, '"excludeManagementEventSources"[ ]*:[ ]*.[ ]*"')
                 OR regexp_like(requestparameters, '"advancedEventSelectors"')
             )
         )

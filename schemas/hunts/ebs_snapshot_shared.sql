@@ -29,4 +29,4 @@ WHERE eventtimestamp >= (SELECT window_start FROM params)
     AND eventsource = 'ec2.amazonaws.com'
     AND eventname = 'ModifySnapshotAttribute'
     AND errorcode IS NULL
-    AND regexp_like(requestparameters, '"add"[ ]*:[ ]*[{][ ]*"items"[ ]*:[ ]*[[][ ]*[{][ ]*"(userId|group)"')
+    AND regexp_like(requestparameters, '"add"[ ]*:[ ]*[{][ ]*"items"[ ]*:[ ]*.[ ]*[{][ ]*"(userId|group)"')

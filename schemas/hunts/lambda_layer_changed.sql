@@ -32,5 +32,5 @@ WHERE eventtimestamp >= (SELECT window_start FROM params)
         eventname LIKE 'PublishLayerVersion%'
         OR eventname LIKE 'AddLayerVersionPermission%'
         OR (eventname LIKE 'UpdateFunctionConfiguration%'
-            AND regexp_like(requestparameters, '"layers"[ ]*:[ ]*[[][ ]*"'))
+            AND regexp_like(requestparameters, '"layers"[ ]*:[ ]*.[ ]*"'))
     )

@@ -22,11 +22,11 @@ SELECT
     awsregion,
     recipientaccountid,
     errorcode,
-    concat(coalesce(json_extract_scalar(requestparameters, '$.dBSnapshotIdentifier'), json_extract_scalar(requestparameters, '$.dBClusterSnapshotIdentifier')), ' -> ', regexp_extract(requestparameters, '"valuesToAdd"[ ]*:[ ]*[[]([^]]*)', 1)) AS detail
+    concat(coalesce(json_extract_scalar(requestparameters, '$.dBSnapshotIdentifier'), json_extract_scalar(requestparameters, '$.dBClusterSnapshotIdentifier')), ' -> ', regexp_extract(requestparameters, '"valuesToAdd"[ ]*:[ ]*.[ ]*"([^"]*)"', 1)) AS detail
 FROM cloudtrail_logs
 WHERE eventtimestamp >= (SELECT window_start FROM params)
     AND eventtimestamp < (SELECT window_end FROM params)
     AND eventsource = 'rds.amazonaws.com'
     AND eventname IN ('ModifyDBSnapshotAttribute', 'ModifyDBClusterSnapshotAttribute')
     AND errorcode IS NULL
-    AND regexp_like(requestparameters, '"valuesToAdd"[ ]*:[ ]*[[][ ]*"')
+    AND regexp_like(requestparameters, '"valuesToAdd"[ ]*:[ ]*.[ ]*"')

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,7 @@ def lake(shared_data, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def page(lake, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("page") / "report.html"
+    out: Path = tmp_path_factory.mktemp("page") / "report.html"
     result = CliRunner().invoke(app, ["report", lake, "--out", str(out), "--json"])
     assert result.exit_code == EXIT_OK, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -63,7 +63,8 @@ def chromium(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
         capture_output=True, text=True, timeout=180, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    lines = done.stderr.splitlines()
+    console = [line for line in lines if ":CONSOLE" in line or "Uncaught" in line]
     return done.stdout, console
 
 
