@@ -499,6 +499,106 @@ def query(
         _err.print(f"{result.table.num_rows} rows in {result.seconds:.2f} s{note}", highlight=False)
 
 
+# --- hunt and report (issue 14) -------------------------------------------------------
+
+
+@app.command()
+def hunt(
+    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", formats=["%Y-%m-%d"], help="First event day (default: all)."),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option("--until", formats=["%Y-%m-%d"], help="Last event day, included."),
+    ] = None,
+    query_names: Annotated[
+        list[str] | None,
+        typer.Option("--query", help="Ask only this question of the pack (repeatable)."),
+    ] = None,
+    as_json: JsonFlag = False,
+    profile: ProfileOption = None,
+    region: AwsRegionOption = None,
+) -> None:
+    """Ask the hunting pack's security questions of the table; exit 3 when any finds events."""
+    _use_aws(profile, region)
+    from flows.hunt import run_hunt
+    from flows.render import render_table
+    from flows.report_html import finding_rows
+
+    try:
+        run = run_hunt(
+            dest,
+            since=since.date() if since else None,
+            until=until.date() if until else None,
+            names=query_names or (),
+        )
+    except Exception as error:  # noqa: BLE001 - reported as the command's failure
+        _fail(error, as_json)
+    if as_json:
+        _out.file.write(json.dumps(run.as_json()) + "\n")
+    else:
+        import pyarrow as pa
+
+        for finding in run.findings:
+            h = finding.hunt
+            _out.print(
+                f"[bold]{h.name}[/bold] ({h.severity}; {', '.join(h.techniques)}): "
+                f"{finding.rows.num_rows:,} events. {h.title}",
+                highlight=False,
+            )
+            _out.file.write(render_table(pa.Table.from_pylist(finding_rows(finding, 5))))
+        _out.print(
+            f"{len(run.findings)} of {len(run.questions)} questions found events "
+            f"({len(run.flagged_event_ids):,} events flagged) in {run.seconds:.1f} s.",
+            highlight=False,
+        )
+        for problem in run.problems:
+            _err.print(f"[yellow]{problem.key}[/yellow]: {problem.reason}", highlight=False)
+    raise typer.Exit(EXIT_PROBLEMS if run.findings or run.problems else EXIT_OK)
+
+
+@app.command()
+def report(
+    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", formats=["%Y-%m-%d"], help="First event day (default: all)."),
+    ] = None,
+    as_json: JsonFlag = False,
+    profile: ProfileOption = None,
+    region: AwsRegionOption = None,
+) -> None:
+    """Write one self-contained HTML page (works offline): the table's activity and the hunt."""
+    _use_aws(profile, region)
+    from flows.hunt import run_hunt
+    from flows.report_html import summarise, write_report
+
+    try:
+        run = run_hunt(dest, since=since.date() if since else None)
+        summary = summarise(dest, run.since)
+        path = write_report(out, summary, run)
+    except Exception as error:  # noqa: BLE001 - reported as the command's failure
+        _fail(error, as_json)
+    if as_json:
+        result = {
+            "out": str(path),
+            "bytes": path.stat().st_size,
+            "events": summary.events,
+            "findings": [f.as_json() for f in run.findings],
+        }
+        _out.file.write(json.dumps(result) + "\n")
+    else:
+        _out.print(
+            f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {summary.events:,} events, "
+            f"{len(run.findings)} of {len(run.questions)} questions found events.",
+            highlight=False,
+        )
+    raise typer.Exit(EXIT_OK)
+
+
 RegionOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -590,7 +690,9 @@ def register(
         )
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
         _fail(error, as_json)
+    pack = _save_hunting_pack(athena_workgroup, database, table, done) if kind == "events" else None
     summary = done.as_json()
+    summary["named_queries"] = pack
     if as_json:
         _out.file.write(json.dumps(summary) + "\n")
     else:
@@ -602,11 +704,31 @@ def register(
             f"{done.projection.first_year}-{done.projection.last_year}.",
             highlight=False,
         )
+        if pack:
+            _out.print(
+                "Hunting pack as Athena named queries: "
+                + ", ".join(f"{len(names)} {what}" for what, names in pack.items()),
+                highlight=False,
+            )
         for warning in done.warnings:
             _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         for problem in done.problems[:20]:
             _out.print(f"  {problem.key}: {problem.reason}", highlight=False)
     raise typer.Exit(EXIT_PROBLEMS if done.problems else EXIT_OK)
+
+
+def _save_hunting_pack(workgroup: str | None, database: str, table: str, done: Any) -> Any:
+    """The hunting pack as named queries in the workgroup (``primary`` by default); a refusal
+    is a warning: the table is registered all the same."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from flows.register import save_named_queries
+
+    try:
+        return save_named_queries(workgroup=workgroup or "primary", database=database, table=table)
+    except (BotoCoreError, ClientError) as error:
+        done.warnings.append(f"the hunting pack was not saved as Athena named queries: {error}")
+        return None
 
 
 @app.command()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from schemas.catalog import (
 )
 from schemas.cloudtrail import PARTITION_KEYS, SCHEMA_VERSION, TableSchema
 from schemas.derive import SCHEMA_VERSION_METADATA_KEY
+from schemas.hunts import load_pack
 from transforms.errors import PipelineError, Problem
 from transforms.keys import REGION_NAME
 
@@ -485,3 +487,65 @@ def _differs(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
         elif existing.get(key) != value:
             return True
     return False
+
+
+# --- The hunting pack as Athena named queries (issue 14) ------------------------------
+
+
+def save_named_queries(
+    *, workgroup: str, database: str, table: str, athena: Any = None
+) -> dict[str, list[str]]:
+    """Save every question of the hunting pack as an Athena named query in ``workgroup``.
+
+    Idempotent: a query is found (``ListNamedQueries``, ``GetNamedQuery``) by its name
+    (``<table>/<question>``) and database,
+    left alone when its text and description are current and updated in place
+    (``UpdateNamedQuery``) when they changed. The SQL reads ``database.table``.
+    """
+    client = athena or boto3.client("athena")
+    existing: dict[tuple[str, str], dict[str, Any]] = {}
+    for page in client.get_paginator("list_named_queries").paginate(WorkGroup=workgroup):
+        for query_id in page.get("NamedQueryIds", []):
+            # One GetNamedQuery per ID, not BatchGetNamedQuery: moto has only the former, and a
+            # workgroup holds tens of saved queries, not thousands.
+            query = client.get_named_query(NamedQueryId=query_id)["NamedQuery"]
+            existing[(query["Name"], query.get("Database", ""))] = query
+    done: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
+    for hunt in load_pack():
+        name = f"{table}/{hunt.name}"
+        text = _TABLE_NAME.sub(f'"{database}"."{table}"', hunt.sql)
+        description = (
+            f"{hunt.title} [{hunt.severity}; {', '.join(hunt.techniques)}] "
+            f"(cloudtrail-parquet hunting pack)"
+        )[:1024]
+        have = existing.get((name, database))
+        if have is None:
+            client.create_named_query(
+                Name=name,
+                Database=database,
+                QueryString=text,
+                Description=description,
+                WorkGroup=workgroup,
+            )
+            done["created"].append(hunt.name)
+        elif have.get("QueryString") != text or have.get("Description") != description:
+            client.update_named_query(
+                NamedQueryId=have["NamedQueryId"],
+                Name=name,
+                Description=description,
+                QueryString=text,
+            )
+            done["updated"].append(hunt.name)
+        else:
+            done["unchanged"].append(hunt.name)
+    log.info(
+        "named queries in %s: %d created, %d updated, %d unchanged",
+        workgroup,
+        len(done["created"]),
+        len(done["updated"]),
+        len(done["unchanged"]),
+    )
+    return done
+
+
+_TABLE_NAME = re.compile(r"\bcloudtrail_logs\b")

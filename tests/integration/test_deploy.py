@@ -58,3 +58,10 @@ def test_prefect_deploy_all_creates_the_scheduled_ingest_and_the_backfill(prefec
     assert isinstance(daily.schedule, CronSchedule)
     assert (daily.schedule.cron, daily.active) == ("30 2 * * *", True)
     assert daily.parameters == {"dest": "s3://lake/cloudtrail/", "target_mb": 128}
+    with get_client(sync_client=True) as client:
+        hunt = client.read_deployment_by_name("cloudtrail-hunt/cloudtrail-hunt")
+    assert hunt.entrypoint == "flows/hunt.py:hunt"
+    [hunt_daily] = hunt.schedules
+    assert isinstance(hunt_daily.schedule, CronSchedule)
+    assert (hunt_daily.schedule.cron, hunt_daily.active) == ("15 3 * * *", True)
+    assert hunt_daily.parameters == {"dest": "s3://lake/cloudtrail/", "lookback_days": 1}

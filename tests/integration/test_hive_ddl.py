@@ -26,6 +26,7 @@ from flows.ingest import run_ingest
 from schemas.catalog import table_properties
 from schemas.cloudtrail import EVENTS
 from schemas.derive import hive_columns, partition_columns
+from schemas.hunts import BEGINNING, RESULT_COLUMNS, load_pack
 from schemas.insights import INSIGHTS
 from tests.compat import (
     Question,
@@ -176,3 +177,27 @@ def test_the_insights_ddl_runs_and_reads_the_insights_table(spark, tmp_path):
         {"eventid": "i01", "state": "Start", "errorcode": "AccessDenied", "day": "05"},
         {"eventid": "i02", "state": "End", "errorcode": "AccessDenied", "day": "05"},
     ]
+
+
+# --- The hunting pack (issue 14) in the Hive-compatible engine ---------------------------
+
+
+@pytest.fixture(scope="module")
+def hunt_lake(spark, shared_data, tmp_path_factory) -> tuple[str, dict[str, set[str]]]:
+    """The real samples as a Spark table, and each question's answer from ``ctparquet hunt``."""
+    from flows.hunt import run_hunt
+
+    lake = tmp_path_factory.mktemp("hive-hunt") / "lake"
+    assert run_ingest(str(shared_data / "invictus-ir" / "AWSLogs"), str(lake)).problems == []
+    create_table(spark, lake, "hunt_logs")
+    local = run_hunt(str(lake))
+    assert local.problems == []
+    return "hunt_logs", {f.hunt.name: set(f.event_ids) for f in local.findings}
+
+
+@pytest.mark.parametrize("hunt", load_pack(), ids=lambda h: h.name)
+def test_every_pack_question_answers_in_spark_as_in_duckdb(spark, hunt_lake, hunt):
+    table, local = hunt_lake
+    answer = rows(spark, hunt.render({"window_start": BEGINNING}), table)
+    assert {r["eventid"] for r in answer} == local.get(hunt.name, set())
+    assert all(set(r) >= set(RESULT_COLUMNS) for r in answer)
