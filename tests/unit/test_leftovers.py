@@ -53,7 +53,9 @@ def test_only_leftovers_older_than_a_lease_are_removed(tmp_path):
 def test_the_next_run_cleans_up(tmp_path):
     files = leftovers(tmp_path / "lake")
     (tmp_path / "logs/AWSLogs").mkdir(parents=True)
-    open_storages(str(tmp_path / "logs/AWSLogs"), str(tmp_path / "lake"), Settings())
+    open_storages(
+        str(tmp_path / "logs/AWSLogs"), str(tmp_path / "lake"), Settings(lock_ttl_seconds=TTL)
+    )
     assert not files["staging_old"].exists() and not files["mutex_old"].exists()
     assert files["staging_new"].exists() and files["table"].exists()
 
