@@ -331,7 +331,7 @@ def compact(
         if no_prefect:
             from datetime import date
 
-            from flows.compact import run_compact
+            from flows.compaction import run_compact
 
             result = run_compact(
                 dest, before=date.fromisoformat(before) if before else None, target_mb=target_mb
@@ -399,7 +399,7 @@ def redrive(
 
 def _run_redrive(dest: str, on_progress: Any, no_prefect: bool) -> dict[str, Any]:
     if no_prefect:
-        from flows.redrive import run_redrive
+        from flows.redriving import run_redrive
 
         return run_redrive(dest, progress=on_progress).as_json()
     from flows.redrive import redrive as redrive_flow
@@ -523,7 +523,7 @@ def hunt(
 ) -> None:
     """Ask the hunting pack's security questions of the table; exit 3 when any finds events."""
     _use_aws(profile, region)
-    from flows.hunt import run_hunt
+    from flows.hunting import run_hunt
     from flows.render import render_table
     from flows.report_html import finding_rows
 
@@ -573,7 +573,7 @@ def report(
 ) -> None:
     """Write one self-contained HTML page (works offline): the table's activity and the hunt."""
     _use_aws(profile, region)
-    from flows.hunt import run_hunt
+    from flows.hunting import run_hunt
     from flows.report_html import summarise, write_report
 
     try:

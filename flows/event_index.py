@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 INDEX_FOLDER = "_state/index"
 INDEX_NAME = "eventids.parquet"
 COMPACTED_PREFIX = "compacted-"
-"""How compaction names the files it writes (``flows.compact``, which imports Prefect)."""
+"""How compaction names the files it writes (``flows.compaction``)."""
 _COVERS_KEY = b"ctparquet.covers"
 _FORMAT = 1
 _FOOTER_TAIL = 64 * 1024

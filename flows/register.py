@@ -502,7 +502,7 @@ def save_named_queries(
     left alone when its text and description are current and updated in place
     (``UpdateNamedQuery``) when they changed. The SQL reads ``database.table``.
     """
-    client = athena or boto3.client("athena")
+    client = athena or boto3_client("athena")
     existing: dict[tuple[str, str], dict[str, Any]] = {}
     for page in client.get_paginator("list_named_queries").paginate(WorkGroup=workgroup):
         for query_id in page.get("NamedQueryIds", []):

@@ -24,8 +24,8 @@ from flows.render import rows_as_json
 from flows.storage import Storage
 from schemas.hunts import BEGINNING, sql_literal
 
-if TYPE_CHECKING:  # flows.hunt imports this module to publish the summary
-    from flows.hunt import Finding, HuntRun
+if TYPE_CHECKING:  # flows.hunting imports this module to publish the summary
+    from flows.hunting import Finding, HuntRun
 
 TOP = 15
 FINDING_ROWS_SHOWN = 50

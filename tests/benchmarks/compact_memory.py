@@ -70,7 +70,7 @@ def build(folder: Path, copies: int, split: int) -> None:
 
 
 def run(folder: Path, target_mb: int, on_s3: bool) -> dict[str, object]:
-    from flows.compact import run_compact
+    from flows.compaction import run_compact
 
     work = Path(tempfile.mkdtemp())
     shutil.copytree(folder, work / "lake")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from flows.compact import COMPACTED_PREFIX, run_compact
+from flows.compaction import COMPACTED_PREFIX, run_compact
 from flows.ingest import run_ingest
 from flows.settings import Settings
 from tests.corpus import generate_corpus

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 import pyarrow.parquet as pq
 import pytest
 
-from flows.compact import COMPACTED_PREFIX, run_compact
+from flows.compaction import COMPACTED_PREFIX, run_compact
 from flows.ingest import run_ingest
 from flows.lock import partition_lock
 from flows.settings import Settings
@@ -162,7 +162,7 @@ class Freeze(FaultPlan):
 
 
 COMPACT_IN_A_PROCESS = (
-    "import sys; from datetime import date; from flows.compact import run_compact; "
+    "import sys; from datetime import date; from flows.compaction import run_compact; "
     "run_compact(sys.argv[1], before=date(2100, 1, 1), target_mb=1)"
 )
 

@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from flows.compact import run_compact
+from flows.compaction import run_compact
 from flows.event_index import KnownEventIds
 from flows.ingest import run_ingest
 from flows.settings import Settings

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from flows.cli import EXIT_FAILED, app
 from flows.ingest import run_ingest
 from flows.query import run_query
-from flows.redrive import run_redrive
+from flows.redriving import run_redrive
 from flows.settings import Settings
 from tests.fault_proxy import FAULT_KINDS, FaultPlan, s3_through_proxy
 from tests.hostile import (

@@ -185,7 +185,7 @@ def test_the_insights_ddl_runs_and_reads_the_insights_table(spark, tmp_path):
 @pytest.fixture(scope="module")
 def hunt_lake(spark, shared_data, tmp_path_factory) -> tuple[str, dict[str, set[str]]]:
     """The real samples as a Spark table, and each question's answer from ``ctparquet hunt``."""
-    from flows.hunt import run_hunt
+    from flows.hunting import run_hunt
 
     lake = tmp_path_factory.mktemp("hive-hunt") / "lake"
     assert run_ingest(str(shared_data / "invictus-ir" / "AWSLogs"), str(lake)).problems == []

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flows.cli import EXIT_FAILED, EXIT_OK, EXIT_PROBLEMS, app
-from flows.hunt import EVENT_IDS_LISTED, run_hunt
+from flows.hunting import EVENT_IDS_LISTED, run_hunt
 from flows.run import run_ingest
 from schemas.hunts import load_pack
 from tests.compat import raw_records

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.ingest import run_ingest
-from flows.redrive import run_redrive
+from flows.redriving import run_redrive
 from tests.helpers import read_table
 from tests.hostile import build_hostile_corpus, encoded, event
 

@@ -17,7 +17,7 @@ import pytest
 
 from flows.ingest import run_ingest
 from flows.query import run_query
-from flows.redrive import run_redrive
+from flows.redriving import run_redrive
 from flows.settings import Settings
 from tests.compat import insight_records, write_logs
 from tests.fault_proxy import s3_through_proxy

@@ -19,7 +19,7 @@ import pytest
 from flows.backfill import plan_units, run_backfill
 from flows.ingest import run_ingest
 from flows.lock import LeaseTooShortError, LockTimeoutError, partition_lock
-from flows.redrive import run_redrive
+from flows.redriving import run_redrive
 from flows.settings import Settings
 from flows.storage import Storage
 from flows.workers import run_unit, table_of
