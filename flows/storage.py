@@ -36,6 +36,8 @@ class StoredObject:
     path: str
     size: int
     modified: datetime | None = None
+    etag: str | None = None
+    """S3's ETag as listed (None locally): tells a re-upload of the same size apart."""
 
 
 @dataclass
@@ -290,7 +292,9 @@ class Storage:
 
 
 def _s3_object(bucket: str, entry: dict[str, Any]) -> StoredObject:
-    return StoredObject(f"{bucket}/{entry['Key']}", int(entry["Size"]), entry.get("LastModified"))
+    return StoredObject(
+        f"{bucket}/{entry['Key']}", int(entry["Size"]), entry.get("LastModified"), entry.get("ETag")
+    )
 
 
 def _local_object(entry: dict[str, Any]) -> StoredObject:
