@@ -312,6 +312,13 @@ def verify(
             "--repair", help="Convert the log objects found not converted (exactly once)."
         ),
     ] = False,
+    signatures: Annotated[
+        bool,
+        typer.Option(
+            "--signatures",
+            help="Also check each digest's RSA signature (cloudtrail:ListPublicKeys; S3 only).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
     no_prefect: Annotated[
         bool, typer.Option("--no-prefect", help="Run without Prefect (no API server start).")
@@ -325,11 +332,15 @@ def verify(
         if no_prefect:
             from flows.verification import run_verify
 
-            summary = run_verify(source, dest, start=first, end=last, repair=repair).as_json()
+            summary = run_verify(
+                source, dest, start=first, end=last, repair=repair, signatures=signatures
+            ).as_json()
         else:
             from flows.verify import verify as verify_flow
 
-            summary = verify_flow(source, dest, start=first, end=last, repair=repair)
+            summary = verify_flow(
+                source, dest, start=first, end=last, repair=repair, signatures=signatures
+            )
     except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
         _fail(error, as_json)
     _finish_run(summary, started, as_json, _print_verify)

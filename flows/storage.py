@@ -194,6 +194,14 @@ class Storage:
             return None
         return data, _digest(data)
 
+    def read_with_metadata(self, path: str) -> tuple[bytes, dict[str, str]]:
+        """An object's bytes and its user metadata (``x-amz-meta-*``; none for local files)."""
+        if not self.is_s3:
+            return self.read(path), {}
+        bucket, key = self._split(path)
+        response = self._call("get_object", bucket, key, Bucket=bucket, Key=key)
+        return _read_body(self.fs, response["Body"]), dict(response.get("Metadata", {}))
+
     def exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
 

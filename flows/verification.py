@@ -14,6 +14,7 @@ No Prefect here: ``ctparquet verify --no-prefect`` runs it as it is; the flow in
 
 from __future__ import annotations
 
+import base64
 import posixpath
 import time
 from collections import Counter
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flows.aws import summarise_requests
+from flows.aws import boto3_client, summarise_requests
 from flows.batch import TABLE_OF_KIND, KnownEventIds, PendingObject, convert_batch
 from flows.incremental import DayWork, convert_days, new_summary
 from flows.listing import KIND_FOLDERS, DayFolder, TrailFolder, days_between, discover
@@ -40,7 +41,13 @@ from flows.state import (
 )
 from flows.storage import Storage, StoredObject
 from schemas.cloudtrail import EVENTS
-from transforms.digest import Digest, DigestFormatError, awslogs_key, parse_digest
+from transforms.digest import (
+    Digest,
+    DigestFormatError,
+    awslogs_key,
+    parse_digest,
+    signature_valid,
+)
 from transforms.errors import PipelineError, Problem, UnrecognisedKeyError
 from transforms.keys import LogObject, parse_key
 from transforms.reconcile import (
@@ -80,6 +87,7 @@ COUNTS = (
     "digest_log_files_missing",
     "digest_log_files_changed",
     "digest_log_files_hash_unrecorded",
+    "digest_signatures_verified",
     "records_read",
     "batches_checked",
     "files_verified",
@@ -90,6 +98,14 @@ COUNTS = (
 
 class VerifyRangeError(PipelineError):
     """The delivery days asked for are not a range (start after end)."""
+
+
+class SignaturesNeedS3Error(PipelineError):
+    """Digest signatures are S3 object metadata: a local copy of a trail has none."""
+
+
+PublicKeys = Callable[[str, datetime, datetime], dict[str, bytes]]
+"""(region, start, end) -> CloudTrail's public keys valid then, DER, by fingerprint."""
 
 
 @dataclass
@@ -170,6 +186,8 @@ class _Evidence:
     record_days: set[date] = field(default_factory=set)
     digests: list[Digest] = field(default_factory=list)
     digests_present: set[str] = field(default_factory=set)
+    signatures: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+    """With --signatures: each digest's ``x-amz-meta-signature`` and region, by URL."""
     problems: list[Problem] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
 
@@ -186,8 +204,10 @@ def run_verify(
     start: date | None = None,
     end: date | None = None,
     repair: bool = False,
+    signatures: bool = False,
     now: datetime | None = None,
     settings: Settings | None = None,
+    public_keys: PublicKeys | None = None,
     log: Callable[[str], Any] | None = None,
 ) -> VerifySummary:
     """Reconcile the delivery days ``start``..``end`` (default: the last 7) of the trail under
@@ -195,6 +215,8 @@ def run_verify(
 
     The summary's ``problems`` name every object missing, changed, not converted or
     miscounted; none means every log object of those days is accounted for.
+    ``signatures``: also verify each digest's RSA signature against CloudTrail's public
+    keys (``public_keys``, default ``cloudtrail:ListPublicKeys`` in the digest's region).
     """
     settings = settings or Settings()
     now = now or datetime.now(UTC)
@@ -204,8 +226,15 @@ def run_verify(
         raise VerifyRangeError(f"--start {start} is after --end {end}")
     started = time.perf_counter()
     source, dest = open_storages(source_url, dest_url, settings)
+    if signatures and not source.is_s3:
+        raise SignaturesNeedS3Error(
+            "--signatures needs the trail's S3 bucket: signatures are object metadata",
+            key=source.url(),
+        )
     summary = VerifySummary(source.url(), dest.url(dest.path(EVENTS.name)), start, end)
-    evidence = gather(source, dest, start, end, now)
+    evidence = gather(source, dest, start, end, now, signatures=signatures)
+    if signatures:
+        check_signatures(evidence, public_keys or cloudtrail_public_keys(settings))
     found = reconcile(evidence, dest)
     if repair and found.not_converted:
         summary.repair = repair_objects(
@@ -226,7 +255,9 @@ def run_verify(
     return summary
 
 
-def gather(source: Storage, dest: Storage, start: date, end: date, now: datetime) -> _Evidence:
+def gather(
+    source: Storage, dest: Storage, start: date, end: date, now: datetime, *, signatures: bool
+) -> _Evidence:
     """List the range's folders and digests, read its records: the facts to reconcile."""
     evidence = _Evidence()
     found = discover(source, kinds=(*KIND_FOLDERS, DIGEST_FOLDER))
@@ -246,7 +277,7 @@ def gather(source: Storage, dest: Storage, start: date, end: date, now: datetime
     digest_days = [*days, *[end + timedelta(days=1)][: int(end < now.date())]]
     for trail in (t for t in found.trails if t.kind == DIGEST_FOLDER):
         for day in digest_days:
-            _read_digests(source, DayFolder(trail, day), evidence)
+            _read_digests(source, DayFolder(trail, day), evidence, signatures=signatures)
     _gather_named_elsewhere(source, dest, evidence, trails)
     return evidence
 
@@ -394,15 +425,29 @@ def _remember(
         converted[key] = entry
 
 
-def _read_digests(source: Storage, folder: DayFolder, evidence: _Evidence) -> None:
-    """List a digest folder and read its digests (small gzip JSON files)."""
+def _read_digests(
+    source: Storage, folder: DayFolder, evidence: _Evidence, *, signatures: bool
+) -> None:
+    """List a digest folder and read its digests (small gzip JSON files); with
+    ``signatures`` one by one, for the signature in each one's metadata."""
     evidence.counts["digest_folders_listed"] += 1
     paths = []
     for stored in source.list_after(folder.path):
         evidence.digests_present.add(awslogs_key(stored.path))
         if stored.path.endswith(".json.gz"):
             paths.append(stored.path)
-    for path, data in sorted(source.read_many(paths).items()):
+    fetched: dict[str, bytes | Exception] = {}
+    if signatures:
+        for path in paths:
+            try:
+                fetched[path], metadata = source.read_with_metadata(path)
+            except OSError as error:
+                fetched[path] = error
+                continue
+            evidence.signatures[source.url(path)] = (metadata.get("signature"), folder.trail.region)
+    else:
+        fetched = source.read_many(paths)
+    for path, data in sorted(fetched.items()):
         url = source.url(path)
         if not isinstance(data, bytes):
             evidence.problems.append(Problem(url, f"could not read digest: {data!r}"))
@@ -411,6 +456,62 @@ def _read_digests(source: Storage, folder: DayFolder, evidence: _Evidence) -> No
             evidence.digests.append(parse_digest(url, data))
         except DigestFormatError as error:
             evidence.problems.append(Problem(url, error.reason))
+
+
+def check_signatures(evidence: _Evidence, public_keys: PublicKeys) -> None:
+    """Each digest read is signed, by a key CloudTrail published, over what it holds."""
+    by_region: dict[str, list[Digest]] = {}
+    for digest in evidence.digests:
+        if digest.key in evidence.signatures:
+            by_region.setdefault(evidence.signatures[digest.key][1], []).append(digest)
+    for region, digests in sorted(by_region.items()):
+        times = [_utc(d.start_time) for d in digests] + [_utc(d.end_time) for d in digests]
+        keys = public_keys(region, min(times) - timedelta(hours=1), max(times) + timedelta(hours=1))
+        for digest in digests:
+            signature = evidence.signatures[digest.key][0]
+            key = keys.get(digest.fingerprint or "")
+            if signature is None:
+                reason = "digest has no signature (no x-amz-meta-signature)"
+            elif key is None:
+                reason = (
+                    f"no CloudTrail public key in {region} has fingerprint {digest.fingerprint}"
+                )
+            elif not signature_valid(digest, signature, key):
+                reason = "changed after delivery: the digest's signature does not verify"
+            else:
+                evidence.counts["digest_signatures_verified"] += 1
+                continue
+            evidence.problems.append(Problem(digest.key, reason))
+
+
+def cloudtrail_public_keys(settings: Settings) -> PublicKeys:
+    """``cloudtrail:ListPublicKeys`` in a region (paginated), DER by fingerprint.
+
+    Untested against AWS: moto has no ListPublicKeys; the tests pass their own keys.
+    """
+
+    def listed(region: str, start: datetime, end: datetime) -> dict[str, bytes]:
+        client = boto3_client("cloudtrail", settings, region=region)
+        found: dict[str, bytes] = {}
+        token: dict[str, str] = {}
+        while True:
+            page = client.list_public_keys(StartTime=start, EndTime=end, **token)
+            for key in page.get("PublicKeyList", []):
+                found[key["Fingerprint"]] = _der(key["Value"])
+            if not page.get("NextToken"):
+                return found
+            token = {"NextToken": page["NextToken"]}
+
+    return listed
+
+
+def _der(value: bytes) -> bytes:
+    """A public key as DER: boto3 decodes the blob; some tools hand it on base64 again."""
+    return value if value[:1] == b"\x30" else base64.b64decode(value)
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _gather_named_elsewhere(

@@ -27,11 +27,12 @@ def verify(
     start: date | None = None,
     end: date | None = None,
     repair: bool = False,
+    signatures: bool = False,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Reconcile the trail under ``source`` with the table under ``dest`` for the delivery
-    days ``start``..``end`` (default: the last 7); ``repair`` converts what is missing.
-    ``now``: the run's clock, for replays and tests."""
+    days ``start``..``end`` (default: the last 7); ``repair`` converts what is missing;
+    ``signatures`` checks each digest's signature. ``now``: the run's clock, for tests."""
     logger = get_run_logger()
     summary = run_verify(
         source, dest, start=start, end=end, repair=repair, now=now, log=logger.info

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -42,6 +43,9 @@ class Digests:
     """Writes digests into ``trail``'s bucket, one chain per (account, region, backfill)."""
 
     trail: Trail
+    sign: Callable[[bytes], bytes] | None = None
+    """Signs a digest's string to sign (an RSA private key's SHA256withRSA); None: a fake
+    signature, no metadata."""
     last: dict[tuple[str, str, bool], tuple[str, str, str]] = field(default_factory=dict)
     """Per chain: the previous digest's key, SHA-256 and signature."""
     keys: list[str] = field(default_factory=list)
@@ -92,8 +96,17 @@ class Digests:
             ],
         }
         data = json.dumps(document).encode()
-        self.trail.put(key, gzip.compress(data))
-        signature = hashlib.sha256(b"signature" + data).hexdigest() * 8  # looks like RSA hex
+        if self.sign is None:
+            signature = hashlib.sha256(b"signature" + data).hexdigest() * 8  # looks like RSA hex
+            self.trail.put(key, gzip.compress(data))
+        else:
+            signed = (
+                f"{document['digestEndTime']}\n{bucket}/{key}\n"
+                f"{hashlib.sha256(data).hexdigest()}\n{previous[2] if previous else 'null'}"
+            )
+            signature = self.sign(signed.encode()).hex()
+            metadata = {"signature": signature, "signature-algorithm": "SHA256withRSA"}
+            self.trail.put(key, gzip.compress(data), metadata)
         self.last[(account, region, backfill)] = (key, hashlib.sha256(data).hexdigest(), signature)
         self.keys.append(key)
         return key

@@ -86,11 +86,12 @@ class Trail:
         self.put(key, gzip.compress(json.dumps({"Records": records}).encode()))
         return key
 
-    def put(self, key: str, body: bytes) -> None:
+    def put(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> None:
         self.keys.append(key)
         self.bodies[key] = body
         if self.client is not None:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+            extra = {"Metadata": metadata} if metadata else {}
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
         else:
             assert self.root is not None
             path = self.root / key

@@ -56,6 +56,8 @@ class Digest:
     sha256: str
     """Hex SHA-256 of the digest's own uncompressed content (the next one names it)."""
     backfill: bool
+    fingerprint: str | None = None
+    """Of the public key whose private key signed the digest (``ListPublicKeys`` names it)."""
 
 
 def is_backfill_digest(key: str) -> bool:
@@ -103,6 +105,7 @@ def parse_digest(key: str, data: bytes) -> Digest:
         log_files=tuple(_log_file(entry, key) for entry in log_files),
         sha256=hashlib.sha256(document).hexdigest(),
         backfill=is_backfill_digest(key),
+        fingerprint=_text(found.get("digestPublicKeyFingerprint")),
     )
 
 
@@ -112,6 +115,27 @@ def string_to_sign(digest: Digest) -> bytes:
     return (
         f"{digest.end_time}\n{digest.s3_bucket}/{digest.s3_object}\n{digest.sha256}\n{previous}"
     ).encode()
+
+
+def signature_valid(digest: Digest, signature_hex: str, public_key_der: bytes) -> bool:
+    """Does ``signature_hex`` (the digest object's ``x-amz-meta-signature``) verify, by
+    SHA256withRSA under the PKCS#1 DER public key ``ListPublicKeys`` returned?"""
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - only with --signatures
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: PLC0415
+
+    try:
+        key = serialization.load_der_public_key(public_key_der)
+        signature = bytes.fromhex(signature_hex)
+    except ValueError:
+        return False
+    if not isinstance(key, rsa.RSAPublicKey):
+        return False
+    try:
+        key.verify(signature, string_to_sign(digest), padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
 
 
 def _log_file(entry: Any, key: str) -> DigestLogFile:

@@ -199,3 +199,55 @@ def test_the_verify_flow_runs_under_prefect(prefect_harness, tmp_path):
     result = verify_flow(trail.url, dest, start=START, end=END, now=NOW)
     assert result["problems_count"] == 0
     assert result["objects_converted"] == len(keys)
+
+
+def test_digest_signatures_verify_and_a_rewritten_digest_does_not(s3_trail):
+    # CloudTrail's key pair stands in as one made here: moto has no ListPublicKeys.
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.PKCS1
+    )
+    asked: list[str] = []
+
+    def public_keys(region, start, end):
+        asked.append(region)
+        assert start < end
+        return {"31e8b5433410dfb61a9dc45cc65b22ff": public}
+
+    digests = Digests(
+        s3_trail, sign=lambda text: private.sign(text, padding.PKCS1v15(), hashes.SHA256())
+    )
+    seeded_trail(
+        s3_trail,
+        digests,
+        seed=17,
+        start=at("2024-03-10", "2000"),
+        hours=6,
+        accounts=(ACCOUNT_A,),
+        regions=("us-east-1",),
+    )
+    ingest(s3_trail, LAKE)
+    clean = verify(s3_trail, LAKE, signatures=True, public_keys=public_keys)
+    assert clean["problems"] == []
+    assert clean["digest_signatures_verified"] == len(digests.keys) == 6
+    assert asked == ["us-east-1"]
+
+    # Rewritten in place with its old signature: its content no longer matches what was signed.
+    forged = digests.keys[2]
+    document = json.loads(gzip.decompress(s3_trail.bodies[forged]))
+    document["logFiles"] = []
+    s3_trail.put(
+        forged,
+        gzip.compress(json.dumps(document).encode()),
+        s3_trail.client.head_object(Bucket="trail", Key=forged)["Metadata"],
+    )
+    found = verify(s3_trail, LAKE, signatures=True, public_keys=public_keys)
+    problems = named(found)
+    assert (
+        problems[name(forged)] == "changed after delivery: the digest's signature does not verify"
+    )
+    # The next digest names the forged one's original hash: the chain says so too.
+    assert found["digest_signatures_verified"] == 5
