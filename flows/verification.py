@@ -274,7 +274,7 @@ def gather(
     _load_records(dest, evidence, days)
     # A digest names log files delivered in its hour: those of the range's last hour are in
     # the next day's digests.
-    digest_days = [*days, *[end + timedelta(days=1)][: int(end < now.date())]]
+    digest_days = days + ([end + timedelta(days=1)] if end < now.date() else [])
     for trail in (t for t in found.trails if t.kind == DIGEST_FOLDER):
         for day in digest_days:
             _read_digests(source, DayFolder(trail, day), evidence, signatures=signatures)
@@ -284,7 +284,14 @@ def gather(
 
 def reconcile(evidence: _Evidence, dest: Storage) -> Findings:
     """The three checks over what was gathered, plus one LIST per partition the records name."""
-    found = reconcile_objects(evidence.in_range, evidence.converted_in_range)
+    # Records of folders the source does not lead to (another account, another trail
+    # converted into the same table) are not this source's to account for.
+    in_scope = {
+        key: entry
+        for key, entry in evidence.converted_in_range.items()
+        if posixpath.dirname(key) in evidence.folders
+    }
+    found = reconcile_objects(evidence.in_range, in_scope)
     found.add(
         reconcile_digests(
             evidence.digests,

@@ -18,7 +18,7 @@ from flows.run import run_ingest
 from flows.settings import Settings
 from flows.verification import run_verify
 from tests.digests import Digests, seeded_trail
-from tests.trail import ACCOUNT_A, ACCOUNT_B, Trail, assert_exactly_once, at
+from tests.trail import ACCOUNT_A, ACCOUNT_B, ORG, Trail, assert_exactly_once, at
 
 START, END = date(2024, 3, 10), date(2024, 3, 11)
 NOW = at("2024-03-12", "0600")
@@ -251,3 +251,16 @@ def test_digest_signatures_verify_and_a_rewritten_digest_does_not(s3_trail):
     )
     # The next digest names the forged one's original hash: the chain says so too.
     assert found["digest_signatures_verified"] == 5
+
+
+def test_a_source_of_one_account_answers_for_that_account_only(tmp_path):
+    trail = Trail(root=tmp_path / "trail")
+    dest = str(tmp_path / "lake")
+    _, keys = generate(trail, seed=21, hours=6)
+    ingest(trail, dest)
+    account = tmp_path / "trail" / "AWSLogs" / ORG / ACCOUNT_A
+    summary = run_verify(str(account), dest, start=START, end=END, now=NOW).as_json()
+    assert summary["problems"] == []
+    mine = [k for k in keys if f"/{ACCOUNT_A}/" in k]
+    assert 0 < summary["objects_converted"] == len(mine) < len(keys)
+    assert summary["digest_log_files_verified"] == len(mine)
