@@ -238,18 +238,21 @@ def test_digest_signatures_verify_and_a_rewritten_digest_does_not(s3_trail):
     # Rewritten in place with its old signature: its content no longer matches what was signed.
     forged = digests.keys[2]
     document = json.loads(gzip.decompress(s3_trail.bodies[forged]))
-    document["logFiles"] = []
+    document["oldestEventTime"] = "2024-03-10T00:00:00Z"
     s3_trail.put(
         forged,
         gzip.compress(json.dumps(document).encode()),
         s3_trail.client.head_object(Bucket="trail", Key=forged)["Metadata"],
     )
     found = verify(s3_trail, LAKE, signatures=True, public_keys=public_keys)
-    problems = named(found)
-    assert (
-        problems[name(forged)] == "changed after delivery: the digest's signature does not verify"
-    )
+    reasons = [p["reason"] for p in found["problems"] if name(p["key"]) == name(forged)]
     # The next digest names the forged one's original hash: the chain says so too.
+    assert reasons == [
+        "changed after delivery: the digest's signature does not verify",
+        "changed after delivery: this digest's SHA-256 is not the previousDigestHashValue "
+        f"that digest {name(digests.keys[3])} names",
+    ], found["problems"]
+    assert len(found["problems"]) == 2
     assert found["digest_signatures_verified"] == 5
 
 
