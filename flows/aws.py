@@ -260,7 +260,9 @@ def s3fs_options(settings: Settings, counter: RequestCounter) -> dict[str, Any]:
     return options
 
 
-def boto3_client(service: str, settings: Settings | None = None) -> Any:
+def boto3_client(
+    service: str, settings: Settings | None = None, *, region: str | None = None
+) -> Any:
     """A boto3 client with the same retry policy and credentials as the s3fs storage."""
     settings = settings or Settings()  # read from the environment
     creds = {**credentials(settings), **chosen_by_user(settings)}
@@ -273,6 +275,8 @@ def boto3_client(service: str, settings: Settings | None = None) -> Any:
         if role is not None:
             session._session._credentials = role
     endpoint = creds.pop("endpoint_url", None)
+    if region:
+        creds["region_name"] = region
     return session.client(
         service, config=Config(**retry_config(settings)), endpoint_url=endpoint, **creds
     )

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 
 import polars as pl
 
@@ -24,12 +26,13 @@ from flows.state import record_converted
 from flows.storage import Storage, StoredObject
 from schemas.cloudtrail import DEDUP_COLUMN, EVENTS, TableSchema
 from schemas.insights import INSIGHTS
-from transforms.convert import LogBytes, convert_objects
+from transforms.convert import ConvertedBatch, LogBytes, convert_objects
 from transforms.errors import Problem
 from transforms.events import drop_known_events, split_partitions
 from transforms.keys import LogObject, ObjectKind, partition_path
 from transforms.parquet import batch_id, part_file_name, to_parquet
 from transforms.quarantine import QuarantineEntry, quarantine_entries
+from transforms.reconcile import BatchCounts, ConvertedObject, TableFile
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,10 @@ class PreparedBatch:
     commit, after the events already in the table are dropped."""
     quarantine: list[QuarantineEntry] = field(default_factory=list)
     """What could not be converted, written beside the table when the batch commits."""
+    converted: list[tuple[date, ConvertedObject]] = field(default_factory=list)
+    """Each object read, by its delivery day, for the batch's conversion records."""
+    files: list[TableFile] = field(default_factory=list)
+    """The files written at commit, with their rows and bytes."""
 
 
 def prepare_batch(source: Storage, batch: list[PendingObject]) -> PreparedBatch:
@@ -71,6 +78,7 @@ def prepare_batch(source: Storage, batch: list[PendingObject]) -> PreparedBatch:
     fetched = source.read_many([item.stored.path for item in batch])
     inputs: dict[ObjectKind, list[LogBytes]] = {kind: [] for kind in TABLE_OF_KIND}
     readable: list[tuple[str, StoredObject]] = []
+    pending = {item.url: item for item in batch}
     for item in batch:
         data = fetched.get(item.stored.path)
         if not isinstance(data, bytes):
@@ -94,7 +102,39 @@ def prepare_batch(source: Storage, batch: list[PendingObject]) -> PreparedBatch:
         outcome.problems.extend(placed.problems)
         for key, events in split_partitions(placed.events).items():
             prepared.partitions[(schema.name, *key)] = events
+        prepared.converted += _converted_objects(converted, inputs[kind], pending, prepared.name)
     return prepared
+
+
+def _converted_objects(
+    converted: ConvertedBatch,
+    inputs: list[LogBytes],
+    pending: dict[str, PendingObject],
+    batch: str,
+) -> list[tuple[date, ConvertedObject]]:
+    """What the conversion records say of each object: version, content hash, counts."""
+    quarantined: Counter[str] = Counter()
+    damage: dict[str, list[str]] = {}
+    for problem in converted.problems:
+        if problem.record is None:
+            damage.setdefault(problem.key, []).append(problem.reason)
+        else:
+            quarantined[problem.key] += 1
+    found = []
+    for log in inputs:
+        item = pending[log.key]
+        entry = ConvertedObject(
+            url=log.key,
+            size=item.stored.size,
+            etag=item.stored.etag,
+            sha256=converted.sha256.get(log.key),
+            records=converted.records_in.get(log.key, 0),
+            quarantined=quarantined[log.key],
+            batch=batch,
+            problem="; ".join(damage[log.key]) if log.key in damage else None,
+        )
+        found.append((item.log.delivery_date, entry))
+    return found
 
 
 def commit_batch(
@@ -119,7 +159,7 @@ def commit_batch(
         try:
             with partition_lock(dest, _lock_name(key), wait=0) as lease:
                 _commit_partition(
-                    dest, prepared.name, key, part,
+                    dest, prepared, key, part,
                     lease=lease, known=known, outcome=outcome, rows=row_group_rows,
                 )  # fmt: skip
         except LockTimeoutError:
@@ -127,14 +167,22 @@ def commit_batch(
     for key, part in busy:
         with partition_lock(dest, _lock_name(key)) as lease:
             _commit_partition(
-                dest, prepared.name, key, part,
+                dest, prepared, key, part,
                 lease=lease, known=known, outcome=outcome, rows=row_group_rows,
             )  # fmt: skip
 
     # What the batch could not convert is named beside the table after its data and
     # before its state, so a batch marked done has its failures on record.
     outcome.objects_quarantined = write_quarantine(dest, prepared.name, prepared.quarantine)
-    record_converted(dest, prepared.name, prepared.readable, outcome.events_written)
+    counts = BatchCounts(
+        batch=prepared.name,
+        record="",
+        records=sum(entry.records for _, entry in prepared.converted),
+        quarantined=sum(entry.quarantined for _, entry in prepared.converted),
+        duplicates=outcome.duplicates_dropped,
+        files=tuple(prepared.files),
+    )
+    record_converted(dest, prepared.name, prepared.converted, counts, outcome.events_written)
     outcome.converted_urls = [url for url, _ in prepared.readable]
     log.info(
         "batch %s: %d objects, %d events written",
@@ -152,7 +200,7 @@ def _lock_name(key: tuple[str, str, str, str, str]) -> str:
 
 def _commit_partition(
     dest: Storage,
-    batch: str,
+    prepared: PreparedBatch,
     key: tuple[str, str, str, str, str],
     batch_events: pl.DataFrame,
     *,
@@ -166,13 +214,16 @@ def _commit_partition(
     schema = SCHEMA_OF_TABLE[table]
     partition = partition_path(region, year, month, day)
     folder = dest.path(table, partition)
-    target = posixpath.join(folder, part_file_name(batch))
+    target = posixpath.join(folder, part_file_name(prepared.name))
     written, size = write_new_events(
         dest, schema, folder, target, batch_events, lease=lease, known=known, rows=rows
     )
     outcome.duplicates_dropped += batch_events.height - written
     if written == 0:
         return
+    prepared.files.append(
+        TableFile(f"{table}/{partition}/{part_file_name(prepared.name)}", written, size)
+    )
     outcome.files_written += 1
     outcome.bytes_written += size
     if schema is INSIGHTS:

@@ -428,6 +428,95 @@ def _print_redrive(summary: dict[str, Any]) -> None:
     _print_problems(summary)
 
 
+# --- verify (issue 11) -----------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    source: Annotated[str, typer.Argument(help="Folder or s3:// URL holding AWSLogs/… objects.")],
+    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
+    start: Annotated[
+        datetime | None,
+        typer.Option(
+            "--start", formats=["%Y-%m-%d"], help="First delivery day (default: 6 days ago)."
+        ),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option("--end", formats=["%Y-%m-%d"], help="Last delivery day (default: today)."),
+    ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair", help="Convert the log objects found not converted (exactly once)."
+        ),
+    ] = False,
+    signatures: Annotated[
+        bool,
+        typer.Option(
+            "--signatures",
+            help="Also check each digest's RSA signature (cloudtrail:ListPublicKeys; S3 only).",
+        ),
+    ] = False,
+    as_json: JsonFlag = False,
+    prefect: PrefectOption = None,
+    profile: ProfileOption = None,
+    region: AwsRegionOption = None,
+) -> None:
+    """Prove every log object of the delivery days is in DEST, by the digests; name what is not."""
+    no_prefect = not _use_prefect(prefect)
+    _use_aws(profile, region)
+    started = time.perf_counter()
+    first, last = (start.date() if start else None), (end.date() if end else None)
+    try:
+        if no_prefect:
+            from flows.verification import run_verify
+
+            summary = run_verify(
+                source, dest, start=first, end=last, repair=repair, signatures=signatures
+            ).as_json()
+        else:
+            from flows.verify import verify as verify_flow
+
+            summary = verify_flow(
+                source, dest, start=first, end=last, repair=repair, signatures=signatures
+            )
+    except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
+        _fail(error, as_json)
+    _finish_run(summary, started, as_json, _print_verify)
+
+
+def _print_verify(summary: dict[str, Any]) -> None:
+    source, table = summary["requests"]["source"], summary["requests"]["table"]
+    _out.print(
+        f"Verified delivery days {summary['start']}..{summary['end']}: "
+        f"{summary.get('objects_seen', 0):,} log objects in "
+        f"{summary.get('day_folders_listed', 0):,} day folders, "
+        f"{summary.get('objects_converted', 0):,} converted "
+        f"({summary.get('objects_quarantined', 0):,} with records quarantined).\n"
+        f"Digests: {summary.get('digests_read', 0):,} read "
+        f"(+{summary.get('backfill_digests_read', 0):,} backfill), naming "
+        f"{summary.get('digest_log_files', 0):,} log files, "
+        f"{summary.get('digest_log_files_verified', 0):,} of them matched by SHA-256.\n"
+        f"Batches checked: {summary.get('batches_checked', 0):,} "
+        f"({summary.get('files_verified', 0):,} files in place, "
+        f"{summary.get('files_compacted', 0):,} compacted since).\n"
+        f"S3 requests: {source['list']:,} LIST and {source['get']:,} GET on the logs, "
+        f"{table['list']:,} LIST and {table['get']:,} GET on the table.",
+        highlight=False,
+    )
+    if summary.get("repair"):
+        repaired = summary["repair"]
+        _out.print(
+            f"Repaired: {repaired['objects_converted']:,} objects converted, "
+            f"{repaired['events_written']:,} events written.",
+            highlight=False,
+        )
+    _print_problems(summary)
+    if not summary["problems_count"]:
+        _out.print("Every log object of those days is accounted for.", highlight=False)
+
+
 # --- query ----------------------------------------------------------------------------
 
 

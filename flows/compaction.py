@@ -41,6 +41,7 @@ from schemas.cloudtrail import SORT_COLUMN
 from transforms.compact import Window, compact_window, in_window, time_windows, window_parts
 from transforms.errors import PipelineError
 from transforms.parquet import (
+    COMPACTED_PREFIX,
     COMPACTED_ZSTD_LEVEL,
     DEFAULT_ROW_GROUP_ROWS,
     batch_id,
@@ -49,7 +50,6 @@ from transforms.parquet import (
 
 log = logging.getLogger(__name__)
 
-COMPACTED_PREFIX = "compacted-"
 MIN_TARGET_MB, MAX_TARGET_MB, DEFAULT_TARGET_MB = 1, 512, 128
 TABLES = (EVENTS_FOLDER, INSIGHTS_FOLDER)
 PROGRESS_FOLDER = "_state/compaction"

@@ -32,13 +32,12 @@ import pyarrow.parquet as pq
 
 from flows.storage import Storage
 from schemas.cloudtrail import DEDUP_COLUMN
+from transforms.parquet import COMPACTED_PREFIX
 
 log = logging.getLogger(__name__)
 
 INDEX_FOLDER = "_state/index"
 INDEX_NAME = "eventids.parquet"
-COMPACTED_PREFIX = "compacted-"
-"""How compaction names the files it writes (``flows.compaction``)."""
 _COVERS_KEY = b"ctparquet.covers"
 _FORMAT = 1
 _FOOTER_TAIL = 64 * 1024

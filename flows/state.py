@@ -2,9 +2,13 @@
 
 Two records, both in the destination:
 
-- ``_state/converted/<batch>.json``: what one batch converted, written *after*
-  its data (an audit trail; a run killed in between reconverts the batch and
-  the table's de-duplication by eventID keeps each event once).
+- ``_state/converted/YYYY/MM/DD/<batch>.json``: what one batch converted of the
+  objects delivered that day (one record per delivery day it touched), written
+  *after* its data (a run killed in between reconverts the batch and the table's
+  de-duplication by eventID keeps each event once). Per object: its size, ETag,
+  SHA-256 of its uncompressed content and record counts; per batch: the files it
+  wrote with their rows and bytes. ``verify`` reads a day's records to account for
+  every object without reading one (docs/adr/0014).
 - ``_state/days/<source folder>/YYYY/MM/DD.json``: per delivery-day folder of a
   trail, the listing mark (every key up to it is done: the next listing starts
   after it), the done keys above the mark, and whether the day is complete.
@@ -23,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from flows.storage import Storage, StoredObject
 from transforms.errors import PipelineError
+from transforms.reconcile import BatchCounts, ConvertedObject, TableFile
 
 STATE_FOLDER = "_state/converted"
 DAYS_FOLDER = "_state/days"
@@ -32,18 +37,87 @@ _NAME_TIME = re.compile(r"_(\d{8}T\d{4})Z_")
 
 
 def record_converted(
-    dest: Storage, batch: str, objects: Iterable[tuple[str, StoredObject]], events_written: int
+    dest: Storage,
+    batch: str,
+    objects: Iterable[tuple[date, ConvertedObject]],
+    counts: BatchCounts,
+    events_written: int,
 ) -> None:
-    """Mark a batch's objects converted (``(url, object)`` pairs); call after its data is in."""
-    manifest = {
-        "batch": batch,
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "events_written": events_written,
-        "objects": [{"url": url, "size": obj.size} for url, obj in objects],
+    """Record a batch's objects converted, one record per delivery day; call after its data."""
+    by_day: dict[date, list[ConvertedObject]] = {}
+    for day, entry in objects:
+        by_day.setdefault(day, []).append(entry)
+    totals = {
+        "records": counts.records,
+        "quarantined": counts.quarantined,
+        "duplicates": counts.duplicates,
+        "files": [{"path": f.path, "rows": f.rows, "bytes": f.size} for f in counts.files],
     }
-    dest.write_atomically(
-        dest.path(STATE_FOLDER, f"{batch}.json"), json.dumps(manifest, indent=0).encode()
+    for day, entries in sorted(by_day.items()):
+        record = {
+            "batch": batch,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "day": day.isoformat(),
+            "events_written": events_written,
+            "objects": [_object_json(entry) for entry in entries],
+            "batch_counts": totals,
+        }
+        dest.write_atomically(
+            converted_record_path(dest, day, batch), json.dumps(record, indent=0).encode()
+        )
+
+
+def converted_record_path(dest: Storage, day: date, batch: str) -> str:
+    return dest.path(converted_day_folder(day), f"{batch}.json")
+
+
+def converted_day_folder(day: date) -> str:
+    """Where the conversion records of a delivery day's objects are, below the table root."""
+    return f"{STATE_FOLDER}/{day:%Y/%m/%d}"
+
+
+def read_converted(data: bytes, where: str) -> tuple[list[ConvertedObject], BatchCounts]:
+    """A conversion record's objects and its batch's counts."""
+    found = json.loads(data)
+    batch = str(found["batch"])
+    objects = [
+        ConvertedObject(
+            url=o["url"],
+            size=int(o["size"]),
+            etag=o.get("etag"),
+            sha256=o.get("sha256"),
+            records=int(o.get("records", 0)),
+            quarantined=int(o.get("quarantined", 0)),
+            batch=batch,
+            problem=o.get("problem"),
+        )
+        for o in found["objects"]
+    ]
+    totals = found.get("batch_counts", {})
+    counts = BatchCounts(
+        batch=batch,
+        record=where,
+        records=int(totals.get("records", 0)),
+        quarantined=int(totals.get("quarantined", 0)),
+        duplicates=int(totals.get("duplicates", 0)),
+        files=tuple(
+            TableFile(f["path"], int(f["rows"]), int(f["bytes"])) for f in totals.get("files", [])
+        ),
     )
+    return objects, counts
+
+
+def _object_json(entry: ConvertedObject) -> dict[str, object]:
+    found: dict[str, object] = {"url": entry.url, "size": entry.size}
+    if entry.etag:
+        found["etag"] = entry.etag
+    if entry.sha256:
+        found["sha256"] = entry.sha256
+    found["records"] = entry.records
+    found["quarantined"] = entry.quarantined
+    if entry.problem:
+        found["problem"] = entry.problem
+    return found
 
 
 @dataclass

@@ -47,6 +47,8 @@ class StoredObject:
     path: str
     size: int
     modified: datetime | None = None
+    etag: str | None = None
+    """S3's ETag as listed (None locally): tells a re-upload of the same size apart."""
 
 
 @dataclass
@@ -208,6 +210,14 @@ class Storage:
         except FileNotFoundError:
             return None
         return data, _digest(data)
+
+    def read_with_metadata(self, path: str) -> tuple[bytes, dict[str, str]]:
+        """An object's bytes and its user metadata (``x-amz-meta-*``; none for local files)."""
+        if not self.is_s3:
+            return self.read(path), {}
+        bucket, key = self._split(path)
+        response = self._call("get_object", bucket, key, Bucket=bucket, Key=key)
+        return _read_body(self.fs, response["Body"]), dict(response.get("Metadata", {}))
 
     def exists(self, path: str) -> bool:
         return bool(self.fs.exists(path))
@@ -377,7 +387,9 @@ class Storage:
 
 
 def _s3_object(bucket: str, entry: dict[str, Any]) -> StoredObject:
-    return StoredObject(f"{bucket}/{entry['Key']}", int(entry["Size"]), entry.get("LastModified"))
+    return StoredObject(
+        f"{bucket}/{entry['Key']}", int(entry["Size"]), entry.get("LastModified"), entry.get("ETag")
+    )
 
 
 def _local_object(entry: dict[str, Any]) -> StoredObject:

@@ -59,6 +59,8 @@ class Trail:
     org: str | None = ORG
     event_ids: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    """The bytes last put at each key (digests name their content's hash)."""
     _serial: int = 0
 
     def deliver(
@@ -84,15 +86,24 @@ class Trail:
         self.put(key, gzip.compress(json.dumps({"Records": records}).encode()))
         return key
 
-    def put(self, key: str, body: bytes) -> None:
+    def put(self, key: str, body: bytes, metadata: dict[str, str] | None = None) -> None:
         self.keys.append(key)
+        self.bodies[key] = body
         if self.client is not None:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+            extra = {"Metadata": metadata} if metadata else {}
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
         else:
             assert self.root is not None
             path = self.root / key
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(body)
+
+    def delete(self, key: str) -> None:
+        if self.client is not None:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        else:
+            assert self.root is not None
+            (self.root / key).unlink()
 
     @property
     def url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,10 @@ class ConvertedBatch:
     """Keys of objects of which not a single record could be read."""
     records_before_damage: dict[str, int] = field(default_factory=dict)
     """For each object that could not be read whole: how many records came before the damage."""
+    sha256: dict[str, str] = field(default_factory=dict)
+    """Hex SHA-256 of each object's uncompressed content, as CloudTrail's digests name it."""
+    records_in: dict[str, int] = field(default_factory=dict)
+    """Records read from each object (rows, and records that could not be decoded)."""
 
     @property
     def problems(self) -> list[Problem]:
@@ -78,12 +83,19 @@ def _convert_objects(
     object_problems: list[Problem] = []
     unreadable: set[str] = set()
     before_damage: dict[str, int] = {}
+    sha256: dict[str, str] = {}
+    records_in: dict[str, int] = {}
     for log in objects:
         document, inflate_problem = decompress(log.data, max_object_bytes)
+        # Hashed here, where the inflated bytes exist anyway: verify checks digests without
+        # reading the object again (about 2% of a batch's time).
+        sha256[log.key] = hashlib.sha256(document).hexdigest()
+        seen = len(records) + len(records.problems)
         utf8 = is_utf8(document)  # checked once: the records' spans are slices of it
         whole = log.only is None and inflate_problem is None and utf8
         if whole and read_document(document, log.key, records, utf8_checked=True):
             regions.append(log.region)
+            records_in[log.key] = len(records) + len(records.problems) - seen
             continue
         decoded = split_records(document)
         problems = (inflate_problem, None if inflate_problem and not document else decoded.problem)
@@ -95,6 +107,7 @@ def _convert_objects(
                 unreadable.add(log.key)
         read_records(decoded.records, log.key, records, only=log.only, utf8_checked=utf8)
         regions.append(log.region)
+        records_in[log.key] = len(records) + len(records.problems) - seen
     placed = place_events(records, regions)
     placed.problems[:0] = object_problems + records.problems
-    return ConvertedBatch(placed, unreadable, before_damage)
+    return ConvertedBatch(placed, unreadable, before_damage, sha256, records_in)

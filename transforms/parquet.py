@@ -129,6 +129,10 @@ def batch_id(object_keys: Iterable[str]) -> str:
     return digest.hexdigest()[:20]
 
 
+COMPACTED_PREFIX = "compacted-"
+"""Names of the files compaction writes (their rows are no longer any one batch's)."""
+
+
 def part_file_name(batch: str) -> str:
     """The file a batch writes in each partition it touches: rewritten, not duplicated, on rerun."""
     return f"part-{batch}.parquet"

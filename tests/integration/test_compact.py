@@ -10,11 +10,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from flows.compaction import COMPACTED_PREFIX, run_compact
+from flows.compaction import run_compact
 from flows.ingest import run_ingest
 from flows.settings import Settings
 from tests.corpus import generate_corpus
 from tests.helpers import read_table
+from transforms.parquet import COMPACTED_PREFIX
 
 
 @pytest.fixture

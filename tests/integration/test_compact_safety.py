@@ -22,7 +22,7 @@ from urllib.parse import unquote
 import pyarrow.parquet as pq
 import pytest
 
-from flows.compaction import COMPACTED_PREFIX, run_compact
+from flows.compaction import run_compact
 from flows.ingest import run_ingest
 from flows.lock import partition_lock
 from flows.settings import Settings
@@ -31,6 +31,7 @@ from flows.swap import UNFINISHED_FOLDER
 from tests.corpus import generate_corpus
 from tests.fault_proxy import FaultPlan, s3_through_proxy
 from tests.helpers import read_table
+from transforms.parquet import COMPACTED_PREFIX
 
 ROOT = Path(__file__).resolve().parents[2]
 DEST = "s3://lake/t"

@@ -39,6 +39,7 @@ def test_prefect_deploy_all_creates_the_scheduled_ingest_and_the_backfill(prefec
         ingest = client.read_deployment_by_name("cloudtrail-ingest/cloudtrail-ingest")
         backfill = client.read_deployment_by_name("cloudtrail-backfill/cloudtrail-backfill")
         compact = client.read_deployment_by_name("cloudtrail-compact/cloudtrail-compact")
+        verify = client.read_deployment_by_name("cloudtrail-verify/cloudtrail-verify")
     assert ingest.work_pool_name == backfill.work_pool_name == "cloudtrail"
     assert ingest.entrypoint == "flows/ingest.py:ingest"
     [schedule] = ingest.schedules
@@ -65,3 +66,12 @@ def test_prefect_deploy_all_creates_the_scheduled_ingest_and_the_backfill(prefec
     assert isinstance(hunt_daily.schedule, CronSchedule)
     assert (hunt_daily.schedule.cron, hunt_daily.active) == ("15 3 * * *", True)
     assert hunt_daily.parameters == {"dest": "s3://lake/cloudtrail/", "lookback_days": 1}
+    [nightly] = verify.schedules
+    assert verify.entrypoint == "flows/verify.py:verify"
+    assert isinstance(nightly.schedule, CronSchedule)
+    assert (nightly.schedule.cron, nightly.active) == ("0 3 * * *", True)
+    assert nightly.parameters == {
+        "source": "s3://org-trail/AWSLogs/",
+        "dest": "s3://lake/cloudtrail/",
+        "repair": True,
+    }
