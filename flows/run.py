@@ -12,9 +12,10 @@ Prefect flow in ``flows.ingest`` runs this same function.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -23,7 +24,9 @@ from flows.aws import RequestCounter
 from flows.batch import KnownEventIds, convert_batch
 from flows.incremental import (
     BatchConverter,
+    DayWork,
     Progress,
+    batches,
     convert_days,
     log_plan,
     new_summary,
@@ -77,8 +80,15 @@ def run_ingest(
     started = time.perf_counter()
     source, dest = open_storages(source_url, dest_url, settings)
     summary = new_summary(source, dest)
-    # Worker processes start first, so their imports overlap the listing below.
-    with BatchWorkers(source, dest, settings) if settings.workers > 1 else nullcontext() as workers:
+    with ExitStack() as stack:
+        # Workers asked for start first, so their imports overlap the listing below; by
+        # default they start once the plan shows more than one batch to convert.
+        asked = settings.workers
+        workers = (
+            stack.enter_context(BatchWorkers(source, dest, settings))
+            if asked is not None and asked > 1
+            else None
+        )
         found = discover(source)
         folders = []
         for trail in found.trails:
@@ -86,6 +96,10 @@ def run_ingest(
             folders += day_folders([trail], [d for d in days if found.admits(d)])
         works = plan_days(source, dest, folders, summary, now)
         log_plan(summary, sum(len(w.pending) for w in works), log)
+        count = default_workers(works, settings) if asked is None else asked
+        if workers is None and count > 1:
+            chosen = settings.model_copy(update={"workers": count})
+            workers = stack.enter_context(BatchWorkers(source, dest, chosen))
         # In this process, one index of the table's eventIDs for the whole run (refreshed
         # under each partition's lease); each worker process keeps its own.
         known = KnownEventIds(dest)
@@ -107,6 +121,13 @@ def run_ingest(
     summary.table_requests.update(dest.requests())
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def default_workers(works: list[DayWork], settings: Settings) -> int:
+    """The cores this process may use when more than one batch is pending; else 1."""
+    pending = [item for work in works for item in work.pending]
+    many = sum(1 for _ in batches(pending, settings.batch_bytes, settings.batch_objects)) > 1
+    return len(os.sched_getaffinity(0)) if many else 1
 
 
 def _inside(path: str, folder: str) -> bool:
