@@ -16,6 +16,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 enum { K_TEXT, K_RAW, K_STRUCT, K_LIST };
 enum { OK = 0, BAIL = 1, SYNTAX = 2, FAIL = 3 }; /* FAIL: a Python error is set */
@@ -173,6 +176,22 @@ static int scan_string(Cur *c, const char **start, const char **stop, int *escap
     *start = p;
     *escaped = 0;
     for (;;) {
+#if defined(__SSE2__)
+        /* 16 bytes at a time to the next quote, backslash or control character. */
+        const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\');
+        const __m128i control = _mm_set1_epi8(0x1F);
+        while (end - p >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)p);
+            __m128i hit = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash));
+            hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_max_epu8(v, control), control));
+            int mask = _mm_movemask_epi8(hit);
+            if (mask) {
+                p += __builtin_ctz((unsigned)mask);
+                break;
+            }
+            p += 16;
+        }
+#endif
         while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20) p++;
         if (p >= end) return SYNTAX;
         if (*p == '"') break;
@@ -733,8 +752,42 @@ static PyObject *Scanner_add(Scanner *self, PyObject *args) {
 
 /* --- finish: the buffers, as Python bytes ----------------------------------------------- */
 
+/* A finished buffer handed to Python (and Arrow) as is: no copy; freed with its owner. */
+typedef struct {
+    PyObject_HEAD
+    char *p;
+    Py_ssize_t len;
+} Block;
+
+static int Block_getbuffer(Block *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->p, self->len, 1, flags);
+}
+
+static void Block_dealloc(Block *self) {
+    free(self->p);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs Block_as_buffer = {(getbufferproc)Block_getbuffer, NULL};
+
+static PyTypeObject BlockType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "transforms._speedups.Block",
+    .tp_basicsize = sizeof(Block),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Bytes of one column buffer.",
+    .tp_dealloc = (destructor)Block_dealloc,
+    .tp_as_buffer = &Block_as_buffer,
+};
+
 static PyObject *take(Buf *b, Py_ssize_t len) {
-    return PyBytes_FromStringAndSize(b->p ? b->p : "", len);
+    if (!b->p && reserve(b, 1) < 0) return NULL;
+    Block *block = PyObject_New(Block, &BlockType);
+    if (!block) return NULL;
+    block->p = b->p;
+    block->len = len;
+    b->p = NULL;
+    b->len = b->cap = 0;
+    return (PyObject *)block;
 }
 
 static PyObject *node_out(Node *n) {
@@ -784,19 +837,24 @@ static PyObject *node_out(Node *n) {
     return out;
 }
 
-static void reset(Scanner *s) {
+static int reset(Scanner *s) {
     for (int i = 0; i < s->nall; i++) {
         Node *n = s->all[i];
         n->length = n->nulls = 0;
-        n->validity.len = n->views.len = n->data.len = 0;
-        if (n->kind == K_LIST) n->offsets.len = 4; /* the leading 0 stays */
+        n->validity.len = n->views.len = n->data.len = n->offsets.len = 0;
+        if (n->kind == K_LIST && push_offset(n, 0) < 0) return -1;
     }
+    return 0;
 }
 
 static PyObject *Scanner_finish(Scanner *self, PyObject *unused) {
     PyObject *columns = node_out(self->root);
     PyObject *unmapped = columns ? node_out(self->unmapped) : NULL;
-    reset(self);
+    if (reset(self) < 0) {
+        Py_XDECREF(columns);
+        Py_XDECREF(unmapped);
+        return NULL;
+    }
     if (!unmapped) {
         Py_XDECREF(columns);
         return NULL;
@@ -846,7 +904,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {
-    if (PyType_Ready(&ScannerType) < 0) return NULL;
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&BlockType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (!m) return NULL;
     Py_INCREF(&ScannerType);

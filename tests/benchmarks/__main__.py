@@ -15,10 +15,12 @@ whole process tree, output bytes, and our ratio to DuckDB on the same cores.
   TO … (FORMAT PARQUET, COMPRESSION ZSTD, PARTITION_BY (region, year, month, day))``
   with the columns we produce (typed structs, payloads as JSON text), ``threads`` =
   cores; only the COPY statement is timed.
+- ours-startup: the same ``ctparquet ingest`` over an empty source (its fixed cost,
+  on the same cores); "after start-up" is our ratio with it taken off.
 - floor: decompress (isal) + split records (msgspec spans), one core.
 
-Start-up is reported apart: the wall time of ``ctparquet ingest`` over an empty
-source (``--startup``), with and without Prefect.
+The machine is shared: ratios of CPU-seconds are given too (less moved by other
+load than wall time). ``--startup`` also times start-up with Prefect (default CLI).
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ IN_PROCESS: dict[str, Callable[[Path, Path, int], dict[str, float]]] = {
     "ours-inprocess": run_ours_inprocess,
     "floor": run_floor,
 }
-CONTENDERS = ["ours", "ours-inprocess", "duckdb", "floor"]
+CONTENDERS = ["ours", "ours-startup", "ours-inprocess", "duckdb", "floor"]
 
 
 def child(name: str, source: Path, out: Path, cores: int) -> None:
@@ -257,6 +259,9 @@ def measure(name: str, source: Path, cores: int, form: str = DUCKDB_BEST) -> dic
     env = {**os.environ, "PREFECT_HOME": str(CACHE / "prefect")}
     if name == "ours":
         command = ingest_command(source, out, "--no-prefect")
+    elif name == "ours-startup":  # the same process over an empty source: its fixed cost
+        (CACHE / "empty" / "AWSLogs").mkdir(parents=True, exist_ok=True)
+        command = ingest_command(CACHE / "empty", out, "--no-prefect")
     else:
         command = [sys.executable, "-m", "tests.benchmarks", "--child", name, str(source),
                    str(out), str(cores), "--form", form]  # fmt: skip
@@ -276,7 +281,9 @@ def measure(name: str, source: Path, cores: int, form: str = DUCKDB_BEST) -> dic
     result = json.loads(output.strip().splitlines()[-1])
     out_bytes = sum(p.stat().st_size for p in out.rglob("*.parquet")) if out.exists() else 0
     return {
-        "seconds": wall if name == "ours" else result["seconds"],
+        "seconds": wall
+        if name.startswith("ours") and name != "ours-inprocess"
+        else result["seconds"],
         "events": result.get("events_read", result.get("events", 0)),
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
         "peak_rss_mb": max(memory.peak_bytes, usage.ru_maxrss * 1024) / 2**20,
@@ -309,6 +316,17 @@ def summarise(
         seconds = statistics.median(r["seconds"] for r in results)
         peer = runs.get(("duckdb", cores))
         peer_seconds = statistics.median(r["seconds"] for r in peer) if peer else None
+        peer_cpu = statistics.median(r["cpu_seconds"] for r in peer) if peer else None
+        cpu = statistics.median(r["cpu_seconds"] for r in results)
+        fixed = runs.get(("ours-startup", cores))
+        marginal = None
+        if name == "ours" and fixed and peer_seconds:
+            marginal = peer_seconds / (seconds - statistics.median(r["seconds"] for r in fixed))
+        if name == "ours-startup":
+            rows.append({"contender": name, "cores": cores, "seconds": round(seconds, 2),
+                         "cpu_seconds": round(cpu, 1),
+                         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in results))})  # fmt: skip
+            continue
         rows.append(
             {
                 "contender": name,
@@ -322,6 +340,10 @@ def summarise(
                 "ratio_to_duckdb": (
                     round(peer_seconds / seconds, 2) if peer_seconds and name != "duckdb" else None
                 ),
+                "marginal_ratio_to_duckdb": None if marginal is None else round(marginal, 2),
+                "cpu_ratio_to_duckdb": (
+                    round(peer_cpu / cpu, 2) if peer_cpu and name != "duckdb" else None
+                ),
             }
         )
     return {"events": events, "gzip_bytes": gz, "json_bytes": raw, "results": rows}
@@ -333,14 +355,23 @@ def render(report: dict[str, object], repeat: int) -> str:
         f"{int(report['gzip_bytes']) / 1e6:,.0f} MB gzip; medians of {repeat} runs"  # type: ignore[call-overload]
     )
     columns = ["contender", "cores", "s", "events/s", "MB/s", "CPU-s", "RSS-MB", "out-MB",
-               "vs-DuckDB"]  # fmt: skip
+               "vs DuckDB (wall)", "after start-up", "CPU-s"]  # fmt: skip
     lines = [header, "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
     for row in report["results"]:  # type: ignore[attr-defined]
-        ratio = "" if row["ratio_to_duckdb"] is None else f"{row['ratio_to_duckdb']:.2f}x"
+        if row["contender"] == "ours-startup":
+            lines.append(
+                f"| ours-startup (empty source) | {row['cores']} | {row['seconds']} | | | "
+                f"{row['cpu_seconds']} | {row['peak_rss_mb']} | | | | |"
+            )
+            continue
+        ratios = [
+            "" if row[k] is None else f"{row[k]:.2f}x"
+            for k in ("ratio_to_duckdb", "marginal_ratio_to_duckdb", "cpu_ratio_to_duckdb")
+        ]
         lines.append(
             f"| {row['contender']} | {row['cores']} | {row['seconds']} | "
             f"{row['events_per_second']:,} | {row['mb_per_second']} | {row['cpu_seconds']} | "
-            f"{row['peak_rss_mb']} | {row['output_bytes'] / 1e6:.1f} | {ratio} |"
+            f"{row['peak_rss_mb']} | {row['output_bytes'] / 1e6:.1f} | {' | '.join(ratios)} |"
         )
     for label, seconds in report.get("startup", {}).items():  # type: ignore[attr-defined]
         lines.append(f"\nstart-up, empty source, {label}: {seconds:.2f} s")
@@ -387,7 +418,7 @@ def main() -> None:
                 print(
                     f"duckdb {cores} core(s), {form}: {result['seconds']:.1f} s, "
                     f"{result['events'] / result['seconds']:,.0f} events/s, "
-                    f"rss {result['peak_rss_mb']:.0f} MB",
+                    f"{result['cpu_seconds']:.1f} CPU-s, rss {result['peak_rss_mb']:.0f} MB",
                     flush=True,
                 )
         return
@@ -396,6 +427,8 @@ def main() -> None:
         for cores in args.cores:
             for name in args.only:
                 if name == "floor" and cores > 1:
+                    continue
+                if name == "ours-startup" and "ours" not in args.only:
                     continue
                 result = measure(name, source, cores)
                 runs.setdefault((name, cores), []).append(result)
