@@ -27,6 +27,11 @@ except ImportError:  # no compiler at install: the pure-Python path
 PURE_PYTHON_ENV = "CTPARQUET_PURE_PYTHON"
 
 
+def native_built() -> bool:
+    """The native scanner was compiled at install (a C compiler was found)."""
+    return _speedups is not None
+
+
 def native_available() -> bool:
     """The native scanner is built and not switched off (``CTPARQUET_PURE_PYTHON=1``)."""
     return _speedups is not None and os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")

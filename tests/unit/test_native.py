@@ -56,7 +56,7 @@ ODD_RECORDS = [
 
 
 def _require_native() -> None:
-    require(native._speedups is not None, "the native scanner is not built (no C compiler?)")
+    require(native.native_built(), "the native scanner is not built (no C compiler at install?)")
 
 
 def _both(monkeypatch: pytest.MonkeyPatch, objects: list[LogBytes]):
