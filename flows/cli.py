@@ -68,8 +68,8 @@ def ingest(
         typer.Option(
             "--workers",
             min=1,
-            help="Processes converting batches in parallel (default CTPARQUET_WORKERS, or "
-            "the usable cores when more than one batch is pending).",
+            help="Processes converting batches in parallel (default CTPARQUET_WORKERS, 1): "
+            "give a big run the machine's cores.",
         ),
     ] = None,
 ) -> None:

@@ -12,10 +12,9 @@ Prefect flow in ``flows.ingest`` runs this same function.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -24,9 +23,7 @@ from flows.aws import RequestCounter
 from flows.batch import KnownEventIds, convert_batch
 from flows.incremental import (
     BatchConverter,
-    DayWork,
     Progress,
-    batches,
     convert_days,
     log_plan,
     new_summary,
@@ -80,15 +77,8 @@ def run_ingest(
     started = time.perf_counter()
     source, dest = open_storages(source_url, dest_url, settings)
     summary = new_summary(source, dest)
-    with ExitStack() as stack:
-        # Workers asked for start first, so their imports overlap the listing below; by
-        # default they start once the plan shows more than one batch to convert.
-        asked = settings.workers
-        workers = (
-            stack.enter_context(BatchWorkers(source, dest, settings))
-            if asked is not None and asked > 1
-            else None
-        )
+    # Worker processes start first, so their imports overlap the listing below.
+    with BatchWorkers(source, dest, settings) if settings.workers > 1 else nullcontext() as workers:
         found = discover(source)
         folders = []
         for trail in found.trails:
@@ -96,10 +86,6 @@ def run_ingest(
             folders += day_folders([trail], [d for d in days if found.admits(d)])
         works = plan_days(source, dest, folders, summary, now)
         log_plan(summary, sum(len(w.pending) for w in works), log)
-        count = default_workers(works, settings) if asked is None else asked
-        if workers is None and count > 1:
-            chosen = settings.model_copy(update={"workers": count})
-            workers = stack.enter_context(BatchWorkers(source, dest, chosen))
         # In this process, one index of the table's eventIDs for the whole run (refreshed
         # under each partition's lease); each worker process keeps its own.
         known = KnownEventIds(dest)
@@ -121,13 +107,6 @@ def run_ingest(
     summary.table_requests.update(dest.requests())
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def default_workers(works: list[DayWork], settings: Settings) -> int:
-    """The cores this process may use when more than one batch is pending; else 1."""
-    pending = [item for work in works for item in work.pending]
-    many = sum(1 for _ in batches(pending, settings.batch_bytes, settings.batch_objects)) > 1
-    return len(os.sched_getaffinity(0)) if many else 1
 
 
 def _inside(path: str, folder: str) -> bool:

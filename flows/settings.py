@@ -29,13 +29,11 @@ class Settings(BaseSettings):
     row_group_rows: int = Field(
         default=122_880, description="Rows per Parquet row group in written files.", gt=0
     )
-    workers: int | None = Field(
-        default=None,
+    workers: int = Field(
+        default=1,
         description=(
-            "Processes converting batches in parallel. Default: the cores this process may "
-            "use (os.sched_getaffinity) when more than one batch is pending, else 1 (a "
-            "small run pays no worker start-up). Each writes a partition only under its "
-            "lease, so de-duplication sees every write."
+            "Processes converting batches in parallel (use the machine's cores). Each "
+            "writes a partition only under its lease, so de-duplication sees every write."
         ),
         gt=0,
     )

@@ -34,12 +34,11 @@ class BatchWorkers:
 
     def __init__(self, source: Storage, dest: Storage, settings: Settings) -> None:
         self._source, self._dest, self._settings = source, dest, settings
-        self._count = settings.workers or 1
         # spawn, not fork: the parent may run Prefect's threads, which fork would copy.
         self._pool = ProcessPoolExecutor(
-            max_workers=self._count, mp_context=multiprocessing.get_context("spawn")
+            max_workers=settings.workers, mp_context=multiprocessing.get_context("spawn")
         )
-        for _ in range(self._count):  # start them now, while the parent lists
+        for _ in range(settings.workers):  # start them now, while the parent lists
             self._pool.submit(_ready)
 
     def __enter__(self) -> BatchWorkers:
@@ -69,7 +68,7 @@ class BatchWorkers:
         for batch in groups:
             job = self._pool.submit(_convert, source_url, dest_url, self._settings, batch)
             in_flight.append((batch, job))
-            if len(in_flight) > self._count:
+            if len(in_flight) > self._settings.workers:
                 yield finish_oldest()
         while in_flight:
             yield finish_oldest()

@@ -7,8 +7,9 @@ Generates a seeded corpus once into ``.cache/``, then alternates the contenders
 reports medians: events/s, MB/s of uncompressed JSON, CPU-seconds, peak RSS of the
 whole process tree, output bytes, and our ratio to DuckDB on the same cores.
 
-- ours: the ``ctparquet ingest SOURCE DEST --lookback-days 0 --no-prefect`` process,
-  default settings, timed from its start to its exit (start-up included).
+- ours: the ``ctparquet ingest SOURCE DEST --lookback-days 0 --no-prefect --workers N``
+  process (N = cores; otherwise default settings), timed from its start to its exit
+  (start-up included).
 - ours-inprocess: ``flows.run.run_ingest`` in a warm process (imports not timed).
 - duckdb: DuckDB's fastest form found (``--duckdb-forms`` times every form tried):
   ``COPY (SELECT … FROM read_json(…, format = 'auto', records = true, columns = …))
@@ -167,8 +168,10 @@ def ingest_command(source: Path, out: Path, *extra: str) -> list[str]:
 
 def run_ours_inprocess(source: Path, out: Path, cores: int) -> dict[str, float]:
     from flows.run import run_ingest
+    from flows.settings import Settings
 
-    summary = run_ingest(str(source / "AWSLogs"), str(out), lookback_days=0)
+    settings = Settings(workers=cores)
+    summary = run_ingest(str(source / "AWSLogs"), str(out), settings=settings, lookback_days=0)
     return {"events": summary.events_read}
 
 
@@ -257,8 +260,8 @@ def measure(name: str, source: Path, cores: int, form: str = DUCKDB_BEST) -> dic
     out = CACHE / f"out-{name}-{cores}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PREFECT_HOME": str(CACHE / "prefect")}
-    if name == "ours":
-        command = ingest_command(source, out, "--no-prefect")
+    if name == "ours":  # one worker per core (the default is 1: see ADR 16)
+        command = ingest_command(source, out, "--no-prefect", "--workers", str(cores))
     elif name == "ours-startup":  # the same process over an empty source: its fixed cost
         (CACHE / "empty" / "AWSLogs").mkdir(parents=True, exist_ok=True)
         command = ingest_command(CACHE / "empty", out, "--no-prefect")
