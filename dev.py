@@ -47,8 +47,10 @@ def run(*command: str | Path, check: bool = True) -> int:
 
 
 def setup() -> None:
-    """Create .venv and install the project with its dev extra, once per pyproject.toml."""
-    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    """Create .venv and install the project with its dev extra, once per build input."""
+    # The native scanner is compiled at install: its source and build script count too.
+    built_from = ("pyproject.toml", "setup.py", "transforms/_speedups.c")
+    wanted = hashlib.sha256(b"".join((ROOT / p).read_bytes() for p in built_from)).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
     if not (BIN / "python").exists():

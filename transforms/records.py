@@ -13,6 +13,11 @@ Rows become Arrow columns every ``CHUNK_ROWS`` rows, while they are in the CPU's
 cache, without a Python call per value: Structs are transposed in C (``astuple``
 + ``zip``), strings go to Arrow as they are, and raw spans are joined into one
 buffer with computed offsets.
+
+Where the native scanner is built (``transforms.native``), a whole document goes
+to it first: it writes the Arrow buffers itself and hands each record it does
+not handle to the same per-record path as above, whose row it takes back
+re-encoded (so the row is the one the Python path makes, in its place).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from schemas.cloudtrail import (
     Text,
 )
 from transforms.errors import Problem
+from transforms.native import new_scanner, scanned_frame
 
 _NULL = b"null"
 _NULL_RAW = msgspec.Raw(_NULL)
@@ -186,6 +192,12 @@ class RecordRows:
     """Per row: the record's index within its object."""
     keys: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    scanner: Any = field(init=False, repr=False, compare=False)
+    """The native scanner holding the newest rows as Arrow buffers, or None (pure Python).
+    Only one of it and ``rows`` holds rows at a time, so chunks stay in record order."""
+
+    def __post_init__(self) -> None:
+        self.scanner = new_scanner(self.schema)
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -193,8 +205,24 @@ class RecordRows:
 
 def _chunk_if_full(records: RecordRows) -> None:
     if len(records.rows) >= CHUNK_ROWS:
+        _chunk_rows(records)
+
+
+def _chunk_rows(records: RecordRows) -> None:
+    if records.rows:
         records.chunks.append(_rows_to_frame(records))
         records.rows, records.unmapped = [], []
+
+
+SCANNED_CHUNK_ROWS = 65_536
+SCANNED_CHUNK_BYTES = 256 << 20
+"""The scanner's rows become a frame at most this many rows or string bytes in one column
+(its buffers are compact: no cache to fit, only memory to bound)."""
+
+
+def _chunk_scanned(records: RecordRows) -> None:
+    if records.scanner is not None and records.scanner.rows:
+        records.chunks.append(scanned_frame(records.scanner, records.schema))
 
 
 def read_document(
@@ -206,6 +234,9 @@ def read_document(
     """
     if not (utf8_checked or is_utf8(document)):
         return False
+    if into.scanner is not None and _scan_document(document, key, into):
+        return True
+    _chunk_scanned(into)
     try:
         with collector_paused():
             records = _decoders(into.schema).document(document).Records
@@ -218,6 +249,35 @@ def read_document(
     into.origins.extend([origin] * len(records))
     into.positions.extend(range(len(records)))
     _chunk_if_full(into)
+    return True
+
+
+def _scan_document(document: bytes, key: str, into: RecordRows) -> bool:
+    """Read a UTF-8 document with the native scanner; False (nothing kept) if it declines."""
+    _chunk_rows(into)
+    problems_before = len(into.problems)
+    not_rows: set[int] = set()
+    decoders = _decoders(into.schema)
+
+    def fallback(span: bytes, position: int) -> tuple[bytes, str | None] | None:
+        row = _read_span(msgspec.Raw(span), position, key, into, decoders)
+        if row is None:
+            not_rows.add(position)
+            return None
+        return _encode(row[0]), row[1]
+
+    with collector_paused():
+        count = into.scanner.add(document, fallback)
+    if count is None:  # not valid JSON as far as the scanner can vouch: msgspec decides
+        del into.problems[problems_before:]
+        return False
+    origin = len(into.keys)
+    into.keys.append(key)
+    positions = [p for p in range(count) if p not in not_rows] if not_rows else range(count)
+    into.origins.extend([origin] * len(positions))
+    into.positions.extend(positions)
+    if into.scanner.rows >= SCANNED_CHUNK_ROWS or into.scanner.data_bytes >= SCANNED_CHUNK_BYTES:
+        _chunk_scanned(into)
     return True
 
 
@@ -235,30 +295,41 @@ def read_records(
     not convert); the others are skipped. Positions always count every span.
     ``utf8_checked``: the spans come from a document already known to be valid UTF-8.
     """
+    _chunk_scanned(into)
     origin = len(into.keys)
     into.keys.append(key)
     decoders = _decoders(into.schema)
-    decode_record = decoders.record
     with collector_paused():
         for position, span in enumerate(spans):
             if only is not None and position not in only:
                 continue
-            try:
-                if not (utf8_checked or is_utf8(span)):
-                    raise _NotARecordError(_NOT_UTF8)
-                try:
-                    row, unmapped = decode_record(span), None
-                except _UNREADABLE:
-                    row, unmapped = _decode_with_unknown_fields(span, into.schema, decoders)
-            except _NotARecordError as error:
+            if not (utf8_checked or is_utf8(span)):
                 event_id = _event_id_in(span, into.schema)
-                into.problems.append(Problem(key, str(error), position, event_id))
+                into.problems.append(Problem(key, _NOT_UTF8, position, event_id))
                 continue
-            into.rows.append(row)
-            into.unmapped.append(unmapped)
+            row = _read_span(span, position, key, into, decoders)
+            if row is None:
+                continue
+            into.rows.append(row[0])
+            into.unmapped.append(row[1])
             into.origins.append(origin)
             into.positions.append(position)
         _chunk_if_full(into)
+
+
+def _read_span(
+    span: msgspec.Raw, position: int, key: str, into: RecordRows, decoders: _Decoders
+) -> tuple[Any, str | None] | None:
+    """One record's row and unmapped text: typed when possible, carefully otherwise; None
+    (and a problem) when it is not a record."""
+    try:
+        try:
+            return decoders.record(span), None
+        except _UNREADABLE:
+            return _decode_with_unknown_fields(span, into.schema, decoders)
+    except _NotARecordError as error:
+        into.problems.append(Problem(key, str(error), position, _event_id_in(span, into.schema)))
+        return None
 
 
 class _NotARecordError(ValueError):
@@ -420,6 +491,7 @@ def _text_of_json(text: bytes) -> str | None:
 def rows_to_frame(records: RecordRows) -> pl.DataFrame:
     """The schema's record columns, plus ``unmapped``, from decoded rows."""
     with collector_paused():
+        _chunk_scanned(records)
         if not records.chunks:
             return _rows_to_frame(records)
         tail = [_rows_to_frame(records)] if records.rows else []
