@@ -108,14 +108,16 @@ def test_keys_compare_from_awslogs_on(given, expected):
     ("data", "reason"),
     [
         (b"\x1f\x8b\x08\x00broken", "not readable gzip"),
-        (gzip.compress(b"{not json"), "not JSON"),
-        (gzip.compress(b"[1, 2]"), "not a JSON object"),
-        (gzip.compress(json.dumps({"logFiles": []}).encode()), "has no digestStartTime"),
+        (gzip.compress(b"{not json", mtime=0), "not JSON"),
+        (gzip.compress(b"[1, 2]", mtime=0), "not a JSON object"),
+        (gzip.compress(json.dumps({"logFiles": []}).encode(), mtime=0), "has no digestStartTime"),
         (
-            gzip.compress(json.dumps({**SAMPLE, "logFiles": [{"s3Bucket": "b"}]}).encode()),
+            gzip.compress(
+                json.dumps({**SAMPLE, "logFiles": [{"s3Bucket": "b"}]}).encode(), mtime=0
+            ),
             "lacks s3Bucket, s3Object or hashValue",
         ),
-        (gzip.compress(json.dumps({**SAMPLE, "logFiles": {}}).encode()), "not a list"),
+        (gzip.compress(json.dumps({**SAMPLE, "logFiles": {}}).encode(), mtime=0), "not a list"),
     ],
 )
 def test_what_is_not_a_digest_is_named_with_the_reason(data, reason):
