@@ -138,7 +138,9 @@ def advance(state: DayState, listed: Sequence[Listed], *, day_closed: bool) -> D
     for item in sorted(listed, key=lambda i: i.name):
         if mark is not None and item.name <= mark:
             continue
-        if not (item.settled and state.is_done(item.name)):
+        # In a closed folder nothing new can sort between names any more: every done name
+        # is settled (its listing starts from the beginning anyway).
+        if not ((item.settled or day_closed) and state.is_done(item.name)):
             break
         mark = item.name
     complete = day_closed and not state.failures and all(state.is_done(i.name) for i in listed)

@@ -40,6 +40,13 @@ NAME = "111122223333_CloudTrail_us-east-1_20240310T{}Z_x.json.gz"
             True,
             DayState("a", {"a", "c"}),
         ),
+        # In a closed folder every done name is settled: the mark passes a young one.
+        (
+            DayState(done={"a", "b"}),
+            [Listed("a", True), Listed("b", False)],
+            True,
+            DayState("b", {"a", "b"}, complete=True),
+        ),
         # Listing order does not matter; names at or below the mark are passed.
         (DayState("b", {"d"}), [Listed("d", True), Listed("c", True)], False, DayState("b", {"d"})),
         # Complete is not for ever: a late arrival in a closed folder undoes it until done.
