@@ -81,7 +81,7 @@ def test_a_rerun_converts_nothing_and_changes_nothing(corpus, converted):
     files = sorted((Path(dest) / "events").rglob("*.parquet"))
     again = run_ingest(str(corpus.root / "AWSLogs"), str(dest), lookback_days=0)
     assert again.objects_converted == 0
-    assert again.objects_seen == 0  # every day folder is closed: not even listed again
+    assert again.objects_seen == 0  # every folder is closed and done: listed, nothing new
     assert sorted((Path(dest) / "events").rglob("*.parquet")) == files
 
 

@@ -30,7 +30,7 @@ def test_ingest_and_query_on_s3(s3, shared_data):
 
     again = run_ingest("s3://trail/AWSLogs/", "s3://lake/cloudtrail/", lookback_days=0)
     assert again.objects_converted == 0
-    assert again.days_complete == len({p.parent for p in files})  # days done: not listed
+    assert again.days_complete == len({p.parent for p in files})  # days done (listed: empty)
     assert again.as_json()["requests"]["source"]["get"] == 0
     count = run_query("s3://lake/cloudtrail/", "SELECT count(*) AS n FROM cloudtrail_logs")
     assert count.table.to_pylist() == [{"n": expected}]
