@@ -117,7 +117,7 @@ def build_schedule() -> tuple[Schedule, dict[str, Upload]]:
     schedule = Schedule()
     special: dict[str, Upload] = {}
     # History older than the window, there before the first run (for backfill).
-    for day in (date(2024, 4, 27), date(2024, 4, 30)):
+    for day in (date(2024, 4, 27), date(2024, 4, 28)):
         for region in REGIONS:
             schedule.add(datetime(day.year, day.month, day.day, 20, 7, tzinfo=UTC), region)
     hour = 0
