@@ -262,7 +262,7 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         f"{summary['duplicates_dropped']:,} duplicate eventIDs dropped.\n"
         f"Read {summary['events_read']:,} events in {summary['seconds']:.1f} s "
         f"({summary['events_per_second']:,} events/s; {summary['wall_seconds']:.1f} s in all).\n"
-        f"Table: {summary['events_table']}",
+        + (f"Table: {summary['events_table']}" if "events_table" in summary else "No table yet."),
         highlight=False,
     )
     if summary.get("insight_events_written"):
@@ -292,6 +292,13 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         f"already complete{requests}.",
         highlight=False,
     )
+    if outside := summary.get("days_outside_window"):
+        _out.print(
+            f"[yellow]{outside['days']:,} delivery days older than the window[/yellow] "
+            f"({outside['first']} to {outside['last']}) were not listed. To convert them: "
+            f"{outside['command']} (or run ingest once with --lookback-days 0).",
+            highlight=False,
+        )
     _print_problems(summary)
     if summary.get("objects_quarantined"):
         _out.print(

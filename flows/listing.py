@@ -124,6 +124,26 @@ def delivered_days(source: Storage, trail: TrailFolder) -> list[date]:
     return days
 
 
+def delivered_days_before(source: Storage, trail: TrailFolder, first: date) -> list[date]:
+    """The delivery-day folders a trail has before ``first``: only the year and month
+    folders up to it are listed (a delimiter LIST each), never an object."""
+    days: list[date] = []
+    for year in _names(source, trail.path, _DATE_PARTS[0]):
+        if int(year) > first.year:
+            continue
+        for month in _names(source, f"{trail.path}/{year}", _DATE_PARTS[1]):
+            if (int(year), int(month)) > (first.year, first.month):
+                continue
+            for day in _names(source, f"{trail.path}/{year}/{month}", _DATE_PARTS[2]):
+                try:
+                    found = date(int(year), int(month), int(day))
+                except ValueError:
+                    continue  # Not a calendar date: no CloudTrail folder.
+                if found < first:
+                    days.append(found)
+    return days
+
+
 def day_folders(trails: Iterable[TrailFolder], days: Iterable[date]) -> list[DayFolder]:
     """Every (trail, day) pair, in a stable order."""
     day_list = sorted(set(days))

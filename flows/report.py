@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from flows.aws import summarise_requests
@@ -14,9 +15,30 @@ MAX_LISTED_PROBLEMS = 1_000
 
 
 @dataclass
+class OutsideWindow:
+    """Delivery days a windowed ingest did not list (older than its window), and how to
+    convert them: a first run over a trail with history says so instead of staying silent."""
+
+    days: int
+    first: date
+    last: date
+    command: str
+    """The ``ctparquet backfill`` that converts them, with the run's SOURCE and DEST."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "days": self.days,
+            "first": self.first.isoformat(),
+            "last": self.last.isoformat(),
+            "command": self.command,
+        }
+
+
+@dataclass
 class RunSummary:
     source: str
     events_table: str
+    """The events table's root URL; empty when no such folder exists (nothing written yet)."""
     insights_table: str = ""
     objects_seen: int = 0
     objects_converted: int = 0
@@ -37,6 +59,12 @@ class RunSummary:
     """What the Glue registration after the run did, one entry per table (when configured)."""
     days_listed: int = 0
     days_complete: int = 0
+    """Of the folders listed, those already complete (listed all the same: ADR 0013)."""
+    days_pending: int = 0
+    """Of the folders listed, those with an object whose read had failed before."""
+    objects_late: int = 0
+    """Objects found behind their folder's mark: they arrived after the listing passed them."""
+    days_outside_window: OutsideWindow | None = None
     units: int | None = None
     """Backfill units planned (None for ingest)."""
     units_failed: int = 0
@@ -68,22 +96,33 @@ class RunSummary:
         self.objects_skipped.update(other.objects_skipped)
         self.days_listed += other.days_listed
         self.days_complete += other.days_complete
+        self.days_pending += other.days_pending
+        self.objects_late += other.objects_late
 
     def as_json(self) -> dict[str, Any]:
         units = (
             {} if self.units is None else {"units": self.units, "units_failed": self.units_failed}
         )
+        tables = {
+            name: url
+            for name, url in (
+                ("events_table", self.events_table),
+                ("insights_table", self.insights_table),
+            )
+            if url  # never a folder that does not exist
+        }
+        outside = self.days_outside_window
         return {
             **units,
             "source": self.source,
-            "events_table": self.events_table,
+            **tables,
             "objects_seen": self.objects_seen,
+            "objects_late": self.objects_late,
             "objects_converted": self.objects_converted,
             "objects_skipped": dict(sorted(self.objects_skipped.items())),
             "events_read": self.events_read,
             "events_written": self.events_written,
             "insight_events_written": self.insight_events_written,
-            "insights_table": self.insights_table,
             "duplicates_dropped": self.duplicates_dropped,
             "problems_count": len(self.problems),
             "objects_quarantined": self.objects_quarantined,
@@ -94,6 +133,8 @@ class RunSummary:
             "bytes_written": self.bytes_written,
             "days_listed": self.days_listed,
             "days_complete": self.days_complete,
+            "days_pending": self.days_pending,
+            "days_outside_window": outside.as_json() if outside else None,
             "requests": {
                 "source": summarise_requests(self.source_requests),
                 "table": summarise_requests(self.table_requests),
@@ -110,13 +151,14 @@ class RunSummary:
         skipped = ", ".join(f"{n:,} {why}" for why, n in sorted(self.objects_skipped.items()))
         rows = [
             ("Source", f"`{self.source}`"),
-            ("Table", f"`{self.events_table}`"),
+            ("Table", f"`{self.events_table}`" if self.events_table else "none written yet"),
             (
                 "Day folders listed / already complete",
                 f"{self.days_listed:,} / {self.days_complete:,}",
             ),
             ("Objects seen / converted", f"{self.objects_seen:,} / {self.objects_converted:,}"),
             ("Objects skipped", skipped or "none"),
+            ("Objects found late (behind the mark)", f"{self.objects_late:,}"),
             ("Events read / written", f"{self.events_read:,} / {self.events_written:,}"),
             ("Duplicate eventIDs dropped", f"{self.duplicates_dropped:,}"),
             ("Bytes in / out", f"{self.bytes_read:,} / {self.bytes_written:,}"),
@@ -127,6 +169,14 @@ class RunSummary:
             ("Problems", f"{len(self.problems):,}"),
             ("Seconds", f"{self.seconds:.1f}"),
         ]
+        if self.days_outside_window:
+            outside = self.days_outside_window
+            rows.append(
+                (
+                    "Delivery days older than the window (not listed)",
+                    f"{outside.days:,} ({outside.first} to {outside.last}): `{outside.command}`",
+                )
+            )
         lines = [f"# {title}", "", "| | |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in rows]
         if self.partitions:

@@ -2,8 +2,10 @@
 
 A scheduled run discovers the trail's accounts and regions with delimiter
 listings, then lists each (account, region) folder of today and the days before
-it (``lookback_days``) from the mark its state keeps: it reads no object twice
-and, when nothing is new, no log object at all.
+it (``lookback_days``), and every folder left pending by a failed read whatever
+its day: it reads no object twice and, when nothing is new, no log object at
+all. A first run over a trail with older history says how many delivery days it
+did not list, and the backfill command that converts them.
 
 This module imports no Prefect: ``ctparquet ingest --no-prefect`` and worker
 processes skip its start-up time and memory (about 0.8 s and 100 MB). The
@@ -12,10 +14,11 @@ Prefect flow in ``flows.ingest`` runs this same function.
 
 from __future__ import annotations
 
+import posixpath
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -23,16 +26,26 @@ from flows.aws import RequestCounter
 from flows.batch import KnownEventIds, convert_batch
 from flows.incremental import (
     BatchConverter,
+    DayWork,
     Progress,
     convert_days,
     log_plan,
     new_summary,
     plan_days,
 )
-from flows.listing import day_folders, delivered_days, discover, window
+from flows.listing import (
+    DayFolder,
+    Discovery,
+    day_folders,
+    delivered_days,
+    delivered_days_before,
+    discover,
+    window,
+)
 from flows.register import register_after_ingest
-from flows.report import RunSummary
+from flows.report import OutsideWindow, RunSummary
 from flows.settings import Settings
+from flows.state import pending_days, trail_key
 from flows.storage import Storage, remove_local_leftovers
 from flows.workers import BatchWorkers
 from transforms.errors import PipelineError
@@ -81,11 +94,17 @@ def run_ingest(
     # Worker processes start first, so their imports overlap the listing below.
     with BatchWorkers(source, dest, settings) if settings.workers > 1 else nullcontext() as workers:
         found = discover(source)
-        folders = []
-        for trail in found.trails:
-            days = delivered_days(source, trail) if lookback == 0 else window(now.date(), lookback)
-            folders += day_folders([trail], [d for d in days if found.admits(d)])
-        works = plan_days(source, dest, folders, summary, now)
+        folders, pending = folders_to_list(source, dest, found, now.date(), lookback)
+        works = plan_days(source, dest, folders, summary, now, marked_pending=pending)
+        if lookback:
+            first = now.date() - timedelta(days=lookback - 1)
+            summary.days_outside_window = outside_window(source, found, works, first)
+            if summary.days_outside_window:
+                outside = summary.days_outside_window
+                outside.command = (
+                    f"ctparquet backfill {source_url} {dest_url} "
+                    f"--start {outside.first} --end {outside.last}"
+                )
         log_plan(summary, sum(len(w.pending) for w in works), log)
         # In this process, one index of the table's eventIDs for the whole run (refreshed
         # under each partition's lease); each worker process keeps its own.
@@ -101,6 +120,7 @@ def run_ingest(
             progress=progress,
             run_batches=workers.convert if workers else None,
         )
+    name_present_tables(dest, summary)
     registrations, problems = register_after_ingest(dest_url, settings, summary)
     summary.catalog = [r.as_json() for r in registrations]
     summary.problems.extend(problems)
@@ -108,6 +128,48 @@ def run_ingest(
     summary.table_requests.update(dest.requests())
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def folders_to_list(
+    source: Storage, dest: Storage, found: Discovery, today: date, lookback: int
+) -> tuple[list[DayFolder], set[DayFolder]]:
+    """The window's folders of every trail, and those a pending marker names, whatever day."""
+    marked = pending_days(dest)  # one LIST: folders with an object not read yet
+    folders: list[DayFolder] = []
+    pending: set[DayFolder] = set()
+    for trail in found.trails:
+        days = delivered_days(source, trail) if lookback == 0 else window(today, lookback)
+        key = trail_key(trail.path)
+        left = [day for marked_key, day in marked if marked_key == key and found.admits(day)]
+        pending.update(DayFolder(trail, day) for day in left)
+        folders += day_folders([trail], [d for d in [*days, *left] if found.admits(d)])
+    return folders, pending
+
+
+def outside_window(
+    source: Storage, found: Discovery, works: list[DayWork], first: date
+) -> OutsideWindow | None:
+    """On a trail's first run here (no state for any day of its window), the delivery days
+    before the window, found with year and month delimiter listings, and how to convert them."""
+    seen_before = {w.folder.trail for w in works if w.version is not None}
+    days: set[date] = set()
+    for trail in found.trails:
+        if trail not in seen_before:
+            days.update(d for d in delivered_days_before(source, trail, first) if found.admits(d))
+    if not days:
+        return None
+    return OutsideWindow(len(days), min(days), max(days), command="")
+
+
+def name_present_tables(dest: Storage, summary: RunSummary) -> None:
+    """Name in the summary only the tables whose folder exists (one LIST when unsure)."""
+    if summary.partitions and summary.insight_partitions:
+        return
+    present = {posixpath.basename(path) for path in dest.list_dir(dest.root).folders}
+    for attribute in ("events_table", "insights_table"):
+        url = getattr(summary, attribute)
+        if url and posixpath.basename(url.rstrip("/")) not in present:
+            setattr(summary, attribute, "")
 
 
 def _inside(path: str, folder: str) -> bool:

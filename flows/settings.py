@@ -62,6 +62,15 @@ class Settings(BaseSettings):
         ),
         ge=0,
     )
+    max_read_attempts: int = Field(
+        default=3,
+        description=(
+            "Runs that try to read a log object before it is quarantined as unreadable (for "
+            "`ctparquet redrive`). Until then its day folder is pending: every ingest lists "
+            "it, whatever the look-back window."
+        ),
+        ge=1,
+    )
     discovery_depth: int = Field(
         default=3,
         description=(

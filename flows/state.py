@@ -10,10 +10,13 @@ Two records, both in the destination:
   wrote with their rows and bytes. ``verify`` reads a day's records to account for
   every object without reading one (docs/adr/0014).
 - ``_state/days/<source folder>/YYYY/MM/DD.json``: per delivery-day folder of a
-  trail, the listing mark (every key up to it is done: the next listing starts
-  after it), the done keys above the mark, and whether the day is complete.
-  Runs read it to list only what is new; it is replaced only with conditional
-  writes, merged on conflict, so racing runs never lose each other's progress.
+  trail, the listing mark (where an open folder's next listing starts), every
+  name done, the reads that failed, and whether the day is complete. Runs read
+  it to convert only what is new; it is replaced only with conditional writes,
+  merged on conflict, so racing runs never lose each other's progress.
+- ``_state/pending/<source folder>/YYYY/MM/DD.json``: a folder with an object
+  that could not be read yet. Every ingest lists these (one LIST) and lists their
+  folders whatever its window, so a failed read is never forgotten (ADR 0013).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from transforms.reconcile import BatchCounts, ConvertedObject, TableFile
 
 STATE_FOLDER = "_state/converted"
 DAYS_FOLDER = "_state/days"
+PENDING_FOLDER = "_state/pending"
 
 _NAME_TIME = re.compile(r"_(\d{8}T\d{4})Z_")
 """CloudTrail names objects ``ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz``."""
@@ -125,31 +129,68 @@ class DayState:
     """Progress through one delivery-day folder (keys are object names within it)."""
 
     mark: str | None = None
-    """Every object name up to and including this one is done; list after it."""
+    """Where an open folder's listing starts (``StartAfter``): every name up to it was done
+    when the mark passed it. A closed folder is listed from its beginning (ADR 0013)."""
     done: set[str] = field(default_factory=set)
-    """Names above the mark that are done (recent objects, kept until they settle)."""
+    """Every name converted (or handled) in the folder, below the mark too: a listing from
+    the beginning tells a late arrival that sorts before the mark from an old object."""
     complete: bool = False
-    """The day is over and everything in it is done: never listed again."""
+    """The day is over and everything listed in it is done. Saves re-reading, never listing."""
+    failures: dict[str, int] = field(default_factory=dict)
+    """Names whose read failed, with the attempts so far: the folder stays *pending* (listed
+    whatever the window) until each is converted or quarantined as unreadable."""
+    every_name: bool = True
+    """``done`` holds every done name. False for a state written before ADR 0013, whose
+    ``done`` held only the names above the mark: its mark still vouches for the names below."""
 
     def is_done(self, name: str) -> bool:
-        return (self.mark is not None and name <= self.mark) or name in self.done
+        vouched = not self.every_name and self.mark is not None and name <= self.mark
+        return vouched or name in self.done
+
+    @property
+    def pending(self) -> bool:
+        """Some object of the folder could not be read yet."""
+        return bool(self.failures)
 
     def merged(self, other: DayState) -> DayState:
-        """Progress of both (each mark means 'all up to here done', so the later one holds)."""
+        """Progress of both: every done name of either, the later mark, the most attempts."""
         marks = [m for m in (self.mark, other.mark) if m is not None]
-        mark = max(marks) if marks else None
-        done = {n for n in self.done | other.done if mark is None or n > mark}
-        return DayState(mark, done, self.complete or other.complete)
+        done = self.done | other.done
+        failures = {
+            name: max(self.failures.get(name, 0), other.failures.get(name, 0))
+            for name in self.failures.keys() | other.failures.keys()
+            if name not in done
+        }
+        return DayState(
+            max(marks) if marks else None,
+            done,
+            # Complete only if both saw it so: the other may have found a late arrival.
+            self.complete and other.complete and not failures,
+            failures,
+            self.every_name and other.every_name,
+        )
 
     def to_json(self) -> bytes:
-        return json.dumps(
-            {"mark": self.mark, "done": sorted(self.done), "complete": self.complete}, indent=0
-        ).encode()
+        found: dict[str, object] = {
+            "mark": self.mark,
+            "done": sorted(self.done),
+            "complete": self.complete,
+            "every_name": self.every_name,
+        }
+        if self.failures:
+            found["failures"] = dict(sorted(self.failures.items()))
+        return json.dumps(found, indent=0).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> DayState:
         found = json.loads(data)
-        return cls(found.get("mark"), set(found.get("done", [])), bool(found.get("complete")))
+        return cls(
+            found.get("mark"),
+            set(found.get("done", [])),
+            bool(found.get("complete")),
+            {str(k): int(v) for k, v in found.get("failures", {}).items()},
+            bool(found.get("every_name", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -161,22 +202,24 @@ class Listed:
 
 
 def advance(state: DayState, listed: Sequence[Listed], *, day_closed: bool) -> DayState:
-    """Move the mark over the longest run of done, settled names; the rest stays in ``done``.
+    """Move the mark over the longest run of done, settled names; say whether the day is complete.
 
     The mark never passes an object that is not done (a failed read is retried)
     nor a young one: CloudTrail may still upload an object whose name sorts before
-    a young name, and a listing that starts after the mark would never see it.
+    a young name, and a listing that starts after the mark would not see it until
+    the folder closes and is listed from its beginning.
     """
     mark = state.mark
     for item in sorted(listed, key=lambda i: i.name):
         if mark is not None and item.name <= mark:
             continue
-        if not (item.settled and state.is_done(item.name)):
+        # In a closed folder nothing new can sort between names any more: every done name
+        # is settled (its listing starts from the beginning anyway).
+        if not ((item.settled or day_closed) and state.is_done(item.name)):
             break
         mark = item.name
-    done = {n for n in state.done if mark is None or n > mark}
-    complete = day_closed and all(state.is_done(i.name) for i in listed)
-    return DayState(mark, done, state.complete or complete)
+    complete = day_closed and not state.failures and all(state.is_done(i.name) for i in listed)
+    return DayState(mark, set(state.done), complete, dict(state.failures), state.every_name)
 
 
 def settled(obj: StoredObject, name: str, now: datetime, settle: timedelta) -> bool:
@@ -229,6 +272,41 @@ def save_day(
         theirs, version = load_day(dest, path)
         state = state.merged(theirs)
     raise RuntimeError(f"could not update {dest.url(path)} after {attempts} conflicting writes")
+
+
+def pending_marker_path(dest: Storage, trail_key: str, day: date) -> str:
+    """Where a pending folder is named, so ingest finds it whatever its window."""
+    return dest.path(PENDING_FOLDER, trail_key, f"{day:%Y/%m/%d}.json")
+
+
+def mark_pending(dest: Storage, path: str, names: Iterable[str]) -> None:
+    """Name a folder pending (before its state records the failures: a kill between leaves
+    a marker with nothing to do, never failures nobody looks for)."""
+    dest.write_atomically(path, json.dumps({"unread": sorted(names)}, indent=0).encode())
+
+
+def clear_pending(dest: Storage, path: str) -> None:
+    """The folder has nothing unread any more (call after its state says so)."""
+    if dest.exists(path):
+        dest.remove(path)
+
+
+def pending_days(dest: Storage) -> list[tuple[str, date]]:
+    """(trail key, day) of every pending folder: one LIST of the pending folder."""
+    folder = dest.path(PENDING_FOLDER)
+    if dest.is_local and not dest.exists(folder):
+        return []
+    found = []
+    for stored in dest.list_files(folder):
+        relative = stored.path[len(folder) + 1 :]
+        trail, _, when = relative.rpartition("/")
+        trail, _, month = trail.rpartition("/")
+        trail, _, year = trail.rpartition("/")
+        try:
+            found.append((trail, date(int(year), int(month), int(when.removesuffix(".json")))))
+        except ValueError:
+            continue  # Not a marker this project writes.
+    return found
 
 
 class UnsafeKeyError(PipelineError):

@@ -11,9 +11,6 @@ import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-# Fixtures are dated in the past: a run lists every delivery day unless a test sets a window
-# (the production default, today and yesterday, is tested on its own).
-os.environ.setdefault("CTPARQUET_LOOKBACK_DAYS", "0")
 
 SHARED_DATA = Path(
     os.environ.get("CTPARQUET_SHARED_DATA", Path(__file__).parents[1] / ".." / "shared" / "data")
@@ -33,6 +30,16 @@ def require(available: bool, what: str) -> None:
     if REQUIRE_EVERYTHING:
         pytest.fail(f"{what} (CTPARQUET_REQUIRE_EVERY_TEST=1: every test must run here)")
     pytest.skip(NOT_RUN + what)
+
+
+@pytest.fixture
+def every_delivery_day(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs in this test (and the CLI processes it starts) list every delivery day.
+
+    Tests run the production window (today and yesterday) unless they ask for this: a test
+    over fixtures dated in the past, with no clock of its own, asks for it by name.
+    """
+    monkeypatch.setenv("CTPARQUET_LOOKBACK_DAYS", "0")
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ def test_every_delivered_event_is_in_the_table_once_with_nothing_lost(
     shared_data, tmp_path, sample
 ):
     files = sorted((shared_data / sample / "AWSLogs").rglob("*.json.gz"))
-    summary = run_ingest(str(shared_data / sample / "AWSLogs"), str(tmp_path))
+    summary = run_ingest(str(shared_data / sample / "AWSLogs"), str(tmp_path), lookback_days=0)
     table = read_table(tmp_path / "events")
 
     records = [r for f in files for r in records_of(f)]

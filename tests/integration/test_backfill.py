@@ -56,7 +56,8 @@ def test_backfill_is_resumable_narrowable_and_writes_what_ingest_writes(trail):
         trail.url, "s3://lake/by-backfill/", date(2024, 3, 1), date(2024, 3, 2),
         now=NOW, settings=settings,
     )  # fmt: skip
-    assert (again.objects_converted, again.days_complete, again.days_listed) == (0, 8, 0)
+    # Complete saves re-reading, never listing (ADR 0013): every unit is listed, none read.
+    assert (again.objects_converted, again.days_complete, again.days_listed) == (0, 8, 8)
     assert again.as_json()["requests"]["source"]["get"] == 0
 
 

@@ -24,7 +24,9 @@ def small_files_table(tmp_path) -> Path:
         tmp_path / "logs", seed=99, events=2500, days=3, regions=("us-east-1",)
     )
     settings = Settings(batch_bytes=32 * 1024, batch_objects=3)
-    run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path / "lake"), settings=settings)
+    run_ingest(
+        str(corpus.root / "AWSLogs"), str(tmp_path / "lake"), settings=settings, lookback_days=0
+    )
     lake: Path = tmp_path / "lake"
     return lake
 
@@ -67,7 +69,9 @@ def test_a_large_partition_becomes_files_of_the_target_size_with_disjoint_times(
         tmp_path / "logs", seed=5, events=40_000, days=1, regions=("us-east-1",)
     )
     settings = Settings(batch_bytes=256 * 1024)
-    run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path / "lake"), settings=settings)
+    run_ingest(
+        str(corpus.root / "AWSLogs"), str(tmp_path / "lake"), settings=settings, lookback_days=0
+    )
     events = tmp_path / "lake" / "events"
     folder, small = max(files_by_partition(events).items(), key=lambda kv: len(kv[1]))
     total = sum(f.stat().st_size for f in small)

@@ -29,7 +29,7 @@ from tests.compat import (
 def hand_made(tmp_path_factory) -> tuple[Path, list[dict]]:
     root: Path = tmp_path_factory.mktemp("compat")
     write_logs(root, hand_made_records())
-    summary = run_ingest(str(root / "AWSLogs"), str(root / "lake"))
+    summary = run_ingest(str(root / "AWSLogs"), str(root / "lake"), lookback_days=0)
     assert summary.problems == []
     return root / "lake", records_once_by_event_id(root / "AWSLogs")
 
@@ -38,7 +38,7 @@ def hand_made(tmp_path_factory) -> tuple[Path, list[dict]]:
 def real_samples(shared_data, tmp_path_factory) -> tuple[Path, list[dict]]:
     logs = shared_data / "invictus-ir" / "AWSLogs"
     lake = tmp_path_factory.mktemp("real") / "lake"
-    assert run_ingest(str(logs), str(lake)).problems == []
+    assert run_ingest(str(logs), str(lake), lookback_days=0).problems == []
     return lake, records_once_by_event_id(logs)
 
 

@@ -49,7 +49,7 @@ def table_event_ids() -> Counter[str]:
 
 def test_throttling_and_5xx_are_retried_and_nothing_is_lost(s3, corpus):
     with s3_through_proxy(s3.url, FaultPlan()) as proxy:
-        summary = run_ingest(SOURCE, DEST)
+        summary = run_ingest(SOURCE, DEST, lookback_days=0)
         redriven = run_redrive(DEST)
 
     assert table_event_ids() == Counter(corpus.good)
@@ -76,11 +76,11 @@ def test_reads_that_fail_past_the_retries_are_tried_again_by_the_next_run(s3, co
         first_of_each=False,
     )
     with s3_through_proxy(s3.url, plan):
-        first = run_ingest(SOURCE, DEST, settings=no_retries)
+        first = run_ingest(SOURCE, DEST, settings=no_retries, lookback_days=0)
     unread = [p for p in first.problems if p.reason.startswith("could not read object")]
     assert unread, "some reads failed for good"
 
-    second = run_ingest(SOURCE, DEST)
+    second = run_ingest(SOURCE, DEST, lookback_days=0)
     retried = second.objects_seen - second.objects_skipped.total()
     assert retried == len(unread), "exactly the objects not read are read again"
     assert table_event_ids() == Counter(corpus.good)
@@ -90,7 +90,7 @@ def test_reads_that_fail_past_the_retries_are_tried_again_by_the_next_run(s3, co
 
 
 def test_a_write_that_fails_past_the_retries_fails_the_run_and_the_rerun_completes(
-    s3, corpus, monkeypatch
+    every_delivery_day, s3, corpus, monkeypatch
 ):
     monkeypatch.setenv("CTPARQUET_S3_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("CTPARQUET_S3_RETRY_MODE", "standard")
@@ -105,6 +105,6 @@ def test_a_write_that_fails_past_the_retries_fails_the_run_and_the_rerun_complet
     assert proxy.faults_injected
 
     monkeypatch.delenv("CTPARQUET_S3_MAX_ATTEMPTS")
-    rerun = run_ingest(SOURCE, DEST)
+    rerun = run_ingest(SOURCE, DEST, lookback_days=0)
     assert rerun.objects_converted > 0
     assert table_event_ids() == Counter(corpus.good)

@@ -31,7 +31,9 @@ def converted(corpus, tmp_path_factory):
     dest = tmp_path_factory.mktemp("lake")
     # Small batches: duplicate deliveries land in different batches and meet in the table.
     settings = Settings(batch_bytes=64 * 1024, batch_objects=7)
-    summary = run_ingest(str(corpus.root / "AWSLogs"), str(dest), settings=settings)
+    summary = run_ingest(
+        str(corpus.root / "AWSLogs"), str(dest), settings=settings, lookback_days=0
+    )
     return summary, dest
 
 
@@ -77,16 +79,18 @@ def test_every_value_is_as_the_raw_table_shows_it_and_nothing_is_lost(corpus, co
 def test_a_rerun_converts_nothing_and_changes_nothing(corpus, converted):
     _, dest = converted
     files = sorted((Path(dest) / "events").rglob("*.parquet"))
-    again = run_ingest(str(corpus.root / "AWSLogs"), str(dest))
+    again = run_ingest(str(corpus.root / "AWSLogs"), str(dest), lookback_days=0)
     assert again.objects_converted == 0
-    assert again.objects_seen == 0  # every day folder is closed: not even listed again
+    assert again.objects_seen == 0  # every folder is closed and done: listed, nothing new
     assert sorted((Path(dest) / "events").rglob("*.parquet")) == files
 
 
 def test_two_worker_processes_write_the_same_table(corpus, converted, tmp_path):
     _, dest = converted
     settings = Settings(batch_bytes=64 * 1024, batch_objects=7, workers=2)
-    parallel = run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path), settings=settings)
+    parallel = run_ingest(
+        str(corpus.root / "AWSLogs"), str(tmp_path), settings=settings, lookback_days=0
+    )
     assert parallel.events_written == len(corpus.events)
     ours, theirs = read_table(Path(dest) / "events"), read_table(tmp_path / "events")
     order = ["region", "year", "month", "day", "eventid"]
@@ -98,7 +102,9 @@ def test_the_event_id_index_forgets_old_partitions_and_stays_correct(corpus, tmp
 
     monkeypatch.setattr(KnownEventIds, "MAX_PARTITIONS", 1)
     settings = Settings(batch_bytes=64 * 1024, batch_objects=7)
-    summary = run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path), settings=settings)
+    summary = run_ingest(
+        str(corpus.root / "AWSLogs"), str(tmp_path), settings=settings, lookback_days=0
+    )
     table = read_table(tmp_path / "events")
     assert sorted(table["eventid"]) == sorted(corpus.events)
     assert summary.duplicates_dropped == corpus.total_records - len(corpus.events)
@@ -115,6 +121,8 @@ def test_hash_collisions_in_the_index_never_drop_an_event(corpus, tmp_path, monk
         flows.batch, "_hashes", lambda ids: pl.Series([0] * ids.len(), dtype=pl.UInt64)
     )
     settings = Settings(batch_bytes=64 * 1024, batch_objects=7)
-    summary = run_ingest(str(corpus.root / "AWSLogs"), str(tmp_path), settings=settings)
+    summary = run_ingest(
+        str(corpus.root / "AWSLogs"), str(tmp_path), settings=settings, lookback_days=0
+    )
     assert sorted(read_table(tmp_path / "events")["eventid"]) == sorted(corpus.events)
     assert summary.duplicates_dropped == corpus.total_records - len(corpus.events)

@@ -102,7 +102,7 @@ def rows(spark: Any, athena_sql: str, table: str) -> list[dict[str, Any]]:
 def hand_made_table(spark, tmp_path_factory) -> tuple[str, list[dict], str]:
     root: Path = tmp_path_factory.mktemp("hive-hand")
     write_logs(root, hand_made_records())
-    assert run_ingest(str(root / "AWSLogs"), str(root / "lake")).problems == []
+    assert run_ingest(str(root / "AWSLogs"), str(root / "lake"), lookback_days=0).problems == []
     statement = create_table(spark, root / "lake", "hand_made_logs")
     return "hand_made_logs", raw_records(root / "AWSLogs"), statement
 
@@ -111,7 +111,7 @@ def hand_made_table(spark, tmp_path_factory) -> tuple[str, list[dict], str]:
 def real_table(shared_data, spark, tmp_path_factory) -> tuple[str, list[dict]]:
     logs = shared_data / "invictus-ir" / "AWSLogs"
     lake = tmp_path_factory.mktemp("hive-real") / "lake"
-    assert run_ingest(str(logs), str(lake)).problems == []
+    assert run_ingest(str(logs), str(lake), lookback_days=0).problems == []
     create_table(spark, lake, "real_logs")
     return "real_logs", raw_records(logs)
 
@@ -162,7 +162,7 @@ def test_real_samples_answer_as_the_raw_json(spark, real_table, question: Questi
 
 def test_the_insights_ddl_runs_and_reads_the_insights_table(spark, tmp_path):
     write_logs(tmp_path, insight_records(), kind="CloudTrail-Insight")
-    summary = run_ingest(str(tmp_path / "AWSLogs"), str(tmp_path / "lake"))
+    summary = run_ingest(str(tmp_path / "AWSLogs"), str(tmp_path / "lake"), lookback_days=0)
     assert summary.insight_events_written == 2
     create_table(spark, tmp_path / "lake", "insights_logs", kind="insights")
     described = [(r.col_name, r.data_type) for r in spark.sql("DESCRIBE insights_logs").collect()]

@@ -66,7 +66,7 @@ def corpus(tmp_path: Path) -> HostileCorpus:
 
 
 def test_the_hostile_corpus_converts_every_good_record_once_and_names_every_bad_one(
-    corpus, tmp_path
+    every_delivery_day, corpus, tmp_path
 ):
     dest = tmp_path / "lake"
     status, summary = cli("ingest", str(corpus.root), str(dest))
@@ -118,7 +118,7 @@ def test_the_hostile_corpus_converts_every_good_record_once_and_names_every_bad_
     assert not list((dest / "_staging").iterdir())
 
 
-def test_strange_values_are_kept_byte_for_byte(corpus, tmp_path):
+def test_strange_values_are_kept_byte_for_byte(every_delivery_day, corpus, tmp_path):
     dest = tmp_path / "lake"
     cli("ingest", str(corpus.root), str(dest))
     rows = {r["eventid"]: r for r in read_table(dest / "events").to_dicts()}
@@ -139,7 +139,7 @@ def test_strange_values_are_kept_byte_for_byte(corpus, tmp_path):
 
 
 def test_redrive_converts_what_a_fix_made_convertible_once_and_is_idempotent(
-    corpus, tmp_path, monkeypatch
+    every_delivery_day, corpus, tmp_path, monkeypatch
 ):
     dest = tmp_path / "lake"
     cli("ingest", str(corpus.root), str(dest))
@@ -199,7 +199,7 @@ def test_a_redrive_of_an_empty_quarantine_succeeds(tmp_path):
     assert summary["objects_seen"] == 0 and summary["problems"] == []
 
 
-def test_redrive_prints_a_human_summary(corpus, tmp_path):
+def test_redrive_prints_a_human_summary(every_delivery_day, corpus, tmp_path):
     dest = tmp_path / "lake"
     cli("ingest", str(corpus.root), str(dest))
     result = CliRunner().invoke(app, ["redrive", str(dest), "--no-prefect"])

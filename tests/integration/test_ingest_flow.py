@@ -53,7 +53,9 @@ def logs(tmp_path: Path) -> Path:
     return root
 
 
-def test_the_flow_converts_records_state_and_skips_on_the_next_run(prefect_harness, logs, tmp_path):
+def test_the_flow_converts_records_state_and_skips_on_the_next_run(
+    every_delivery_day, prefect_harness, logs, tmp_path
+):
     from flows.ingest import ingest
 
     dest = tmp_path / "lake"
@@ -70,7 +72,7 @@ def test_the_flow_converts_records_state_and_skips_on_the_next_run(prefect_harne
 
     second = ingest(str(logs), str(dest))
     assert second["objects_converted"] == 0
-    assert second["days_complete"] == 2  # both delivery days are over and done: not listed
+    assert second["days_complete"] == 2  # both delivery days are over and done (listed: empty)
     assert read_table(dest / "events").height == 2
 
     from prefect.artifacts import Artifact
@@ -84,14 +86,14 @@ def test_a_late_redelivery_in_a_later_run_does_not_duplicate(logs, tmp_path):
     from flows.ingest import run_ingest
 
     dest = tmp_path / "lake"
-    run_ingest(str(logs), str(dest))
+    run_ingest(str(logs), str(dest), lookback_days=0)
     write_log(
         logs,
         "2024/01/07",
         "late",
         [event("e2", "2024-01-05T23:59:58Z"), event("e3", "2024-01-06T00:00:01Z")],
     )
-    later = run_ingest(str(logs), str(dest))
+    later = run_ingest(str(logs), str(dest), lookback_days=0)
     assert later.events_written == 1
     assert later.duplicates_dropped == 1
     table = read_table(dest / "events")
@@ -102,16 +104,16 @@ def test_losing_the_state_and_rerunning_keeps_each_event_once(logs, tmp_path):
     from flows.ingest import run_ingest
 
     dest = tmp_path / "lake"
-    run_ingest(str(logs), str(dest))
+    run_ingest(str(logs), str(dest), lookback_days=0)
     files = sorted((dest / "events").rglob("*.parquet"))
     shutil.rmtree(dest / "_state")  # as if the run had died after its data, before its state
-    again = run_ingest(str(logs), str(dest))
+    again = run_ingest(str(logs), str(dest), lookback_days=0)
     assert again.objects_converted == 2
     assert sorted((dest / "events").rglob("*.parquet")) == files  # rewritten in place
     assert sorted(read_table(dest / "events")["eventid"]) == ["e1", "e2"]
 
 
-def test_cli_json_summary_is_the_last_stdout_line(logs, tmp_path):
+def test_cli_json_summary_is_the_last_stdout_line(every_delivery_day, logs, tmp_path):
     result = CliRunner().invoke(
         app, ["ingest", str(logs), str(tmp_path / "lake"), "--json", "--no-prefect"]
     )
@@ -125,7 +127,9 @@ def test_cli_json_summary_is_the_last_stdout_line(logs, tmp_path):
     assert summary["events_table"] == str(tmp_path / "lake" / "events")
 
 
-def test_cli_workers_option_converts_in_worker_processes(logs, tmp_path, monkeypatch):
+def test_cli_workers_option_converts_in_worker_processes(
+    every_delivery_day, logs, tmp_path, monkeypatch
+):
     from flows.workers import BatchWorkers
 
     monkeypatch.setenv("CTPARQUET_WORKERS", "1")  # restored after the CLI sets it
@@ -146,7 +150,7 @@ def test_cli_workers_option_converts_in_worker_processes(logs, tmp_path, monkeyp
     assert sorted(read_table(tmp_path / "lake" / "events")["eventid"]) == ["e1", "e2"]
 
 
-def test_cli_human_summary_and_exit_status(logs, tmp_path):
+def test_cli_human_summary_and_exit_status(every_delivery_day, logs, tmp_path):
     (logs / KEY.format(day="2024/01/06", name="broken")).unlink()
     result = CliRunner().invoke(app, ["ingest", str(logs), str(tmp_path / "lake"), "--no-prefect"])
     assert result.exit_code == EXIT_OK, result.output
@@ -162,7 +166,7 @@ def test_cli_refuses_a_destination_inside_the_source(logs):
     assert "inside the source" in json.loads(result.stdout.strip().splitlines()[-1])["error"]
 
 
-def test_ingest_without_prefect_imports_no_prefect(logs, tmp_path):
+def test_ingest_without_prefect_imports_no_prefect(every_delivery_day, logs, tmp_path):
     # Prefect costs ~0.8 s and ~100 MB per process: --no-prefect and worker processes skip it.
     args = ["ingest", str(logs), str(tmp_path / "lake"), "--no-prefect", "--workers", "2"]
     program = (

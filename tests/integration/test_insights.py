@@ -18,7 +18,7 @@ def test_insights_objects_are_converted_into_the_insights_table(tmp_path):
     write_logs(tmp_path, hand_made_records())
     write_logs(tmp_path, insight_records(), kind="CloudTrail-Insight")
     lake = tmp_path / "lake"
-    summary = run_ingest(str(tmp_path / "AWSLogs"), str(lake))
+    summary = run_ingest(str(tmp_path / "AWSLogs"), str(lake), lookback_days=0)
     assert summary.problems == []
     assert summary.insight_events_written == 2
     assert summary.events_written == 10  # e04's redelivery dropped
@@ -34,7 +34,7 @@ def test_insights_objects_are_converted_into_the_insights_table(tmp_path):
     assert json.loads(end["unmapped"]) == {"insightDetails": {"newDetail": "kept in unmapped"}}
     assert "i01" not in set(read_table(lake / "events")["eventid"])
 
-    again = run_ingest(str(tmp_path / "AWSLogs"), str(lake))
+    again = run_ingest(str(tmp_path / "AWSLogs"), str(lake), lookback_days=0)
     assert again.objects_converted == 0  # closed day folders: not even listed again
     assert again.insight_events_written == 0
 
@@ -42,7 +42,7 @@ def test_insights_objects_are_converted_into_the_insights_table(tmp_path):
 def test_query_kind_insights(tmp_path):
     write_logs(tmp_path, insight_records(), kind="CloudTrail-Insight")
     lake = tmp_path / "lake"
-    run_ingest(str(tmp_path / "AWSLogs"), str(lake))
+    run_ingest(str(tmp_path / "AWSLogs"), str(lake), lookback_days=0)
     sql = (
         "SELECT insightdetails.state AS state, insightdetails.eventname AS api "
         "FROM cloudtrail_insights WHERE insightdetails.insighttype = 'ApiErrorRateInsight' "

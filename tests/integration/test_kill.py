@@ -77,7 +77,9 @@ def run_until_frozen(arguments: list[str], kill_at: str, marker: Path) -> str:
         "pipe:9",  # half way through a later file (a quarantine or state record)
     ],
 )
-def test_a_run_killed_while_writing_leaves_no_partial_file_and_a_rerun_completes(tmp_path, kill_at):
+def test_a_run_killed_while_writing_leaves_no_partial_file_and_a_rerun_completes(
+    every_delivery_day, tmp_path, kill_at
+):
     corpus = build_hostile_corpus(tmp_path / "trail")
     dest = tmp_path / "lake"
     arguments = ["ingest", str(corpus.root), str(dest)]
@@ -91,7 +93,7 @@ def test_a_run_killed_while_writing_leaves_no_partial_file_and_a_rerun_completes
             assert file.suffix == ".parquet", f"a stray file in the table: {file}"
             pq.read_metadata(file)  # whole: a partial file has no footer
 
-    rerun = run_ingest(str(corpus.root), str(dest))
+    rerun = run_ingest(str(corpus.root), str(dest), lookback_days=0)
     assert rerun.objects_converted > 0
     assert Counter(read_table(dest / "events")["eventid"].to_list()) == Counter(corpus.good)
     quarantined = {
@@ -105,7 +107,7 @@ def test_a_run_killed_while_writing_leaves_no_partial_file_and_a_rerun_completes
 def test_a_redrive_killed_after_its_data_and_rerun_converts_each_record_once(tmp_path):
     corpus = build_hostile_corpus(tmp_path / "trail")
     dest = tmp_path / "lake"
-    run_ingest(str(corpus.root), str(dest))
+    run_ingest(str(corpus.root), str(dest), lookback_days=0)
     # The fix: a broken object re-uploaded whole with the same size (only a re-drive sees it).
     fixed = corpus.objects["records-not-list"]
     body = gzip.compress(encoded([event("fixed1"), event("fixed2")]))

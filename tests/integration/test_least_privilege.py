@@ -62,7 +62,7 @@ def recorded(s3_endpoint, tmp_path_factory):
         )
     settings = Settings(sse_kms_key_id=table_key)
     with s3_through_proxy(s3.url) as proxy:
-        first = run_ingest(SOURCE, DEST, settings=settings)
+        first = run_ingest(SOURCE, DEST, settings=settings, lookback_days=0)
         run_redrive(DEST, settings=settings)
         again = run_ingest(BUCKET_ROOT, DEST, lookback_days=0, settings=settings)
         pipeline = list(proxy.requests)

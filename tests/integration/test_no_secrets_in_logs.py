@@ -41,7 +41,7 @@ def logged_text(records: list[logging.LogRecord]) -> str:
 
 
 def test_flows_and_cli_log_no_event_contents_and_no_credentials(
-    prefect_logging, s3, tmp_path, monkeypatch, caplog
+    every_delivery_day, prefect_logging, s3, tmp_path, monkeypatch, caplog
 ):
     from flows.ingest import ingest
     from flows.redrive import redrive

@@ -31,7 +31,7 @@ def table(tmp_path_factory) -> Path:
          "requestParameters": {"bucketName": "[your bucket name ]"}, "readOnly": True},
     ]  # fmt: skip
     key.write_bytes(gzip.compress(json.dumps({"Records": records}).encode()))
-    run_ingest(str(root / "AWSLogs"), str(root / "lake"))
+    run_ingest(str(root / "AWSLogs"), str(root / "lake"), lookback_days=0)
     return root / "lake"
 
 

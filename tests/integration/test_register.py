@@ -34,7 +34,7 @@ def glue(s3):
 def lake_with_data(glue, tmp_path) -> str:
     """The hand-made records ingested into S3 (us-east-1 and eu-west-1, January 2024)."""
     write_logs(tmp_path, hand_made_records())
-    assert run_ingest(str(tmp_path / "AWSLogs"), DEST).problems == []
+    assert run_ingest(str(tmp_path / "AWSLogs"), DEST, lookback_days=0).problems == []
     return DEST
 
 
@@ -190,7 +190,7 @@ def test_ingest_registers_its_tables_when_configured(glue, tmp_path):
     write_logs(tmp_path, hand_made_records())
     write_logs(tmp_path, insight_records(), kind="CloudTrail-Insight")
     settings = Settings(glue_database="security", glue_table="trail")
-    first = run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings)
+    first = run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings, lookback_days=0)
     assert first.problems == []
     assert [(c["table"], c["action"]) for c in first.catalog] == [
         ("trail", "created"),
@@ -200,14 +200,17 @@ def test_ingest_registers_its_tables_when_configured(glue, tmp_path):
         "s3://lake/cloudtrail/insights/"
     )
     # Nothing new: Glue is asked, nothing registered.
-    assert run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings).catalog == []
+    assert (
+        run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings, lookback_days=0).catalog
+        == []
+    )
     # A region the table does not project yet: the run widens the enum.
     write_logs(
         tmp_path,
         {"sa-east-1/2024/01/07": [{"eventID": "n1", "eventTime": "2024-01-07T00:00:00Z",
                                    "awsRegion": "sa-east-1", "eventName": "X"}]},
     )  # fmt: skip
-    third = run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings)
+    third = run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings, lookback_days=0)
     assert [(c["table"], c["action"]) for c in third.catalog] == [("trail", "updated")]
     assert "sa-east-1" in table_of(glue, "trail")["Parameters"]["projection.region.values"]
 
@@ -215,7 +218,9 @@ def test_ingest_registers_its_tables_when_configured(glue, tmp_path):
 def test_ingest_reports_a_failed_registration_as_a_problem(s3, tmp_path):
     write_logs(tmp_path, hand_made_records())
     settings = Settings(glue_database="security", glue_table="trail")
-    summary = run_ingest(str(tmp_path / "AWSLogs"), str(tmp_path / "local"), settings=settings)
+    summary = run_ingest(
+        str(tmp_path / "AWSLogs"), str(tmp_path / "local"), settings=settings, lookback_days=0
+    )
     assert summary.events_written > 0
     assert [p.key for p in summary.problems] == ["glue:security.trail"]
     assert "give an s3:// destination" in summary.problems[0].reason
@@ -223,7 +228,7 @@ def test_ingest_reports_a_failed_registration_as_a_problem(s3, tmp_path):
 
 def test_ddl_prints_the_table_without_importing_prefect(tmp_path):
     write_logs(tmp_path, hand_made_records())
-    run_ingest(str(tmp_path / "AWSLogs"), str(tmp_path / "lake"))
+    run_ingest(str(tmp_path / "AWSLogs"), str(tmp_path / "lake"), lookback_days=0)
     args = ["ddl", str(tmp_path / "lake"), "--database", "db"]
     program = (
         "import sys\n"
@@ -321,7 +326,7 @@ def test_an_athena_update_widens_the_properties_and_never_rewrites_columns(
 def test_ingest_can_register_through_athena(glue, s3, tmp_path):
     write_logs(tmp_path, hand_made_records())
     settings = Settings(glue_database="security", glue_table="trail", athena_workgroup="primary")
-    summary = run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings)
+    summary = run_ingest(str(tmp_path / "AWSLogs"), DEST, settings=settings, lookback_days=0)
     assert [(c["table"], c["action"], c["via"]) for c in summary.catalog] == [
         ("trail", "created", "athena")
     ]

@@ -19,39 +19,73 @@ NAME = "111122223333_CloudTrail_us-east-1_20240310T{}Z_x.json.gz"
         # Nothing listed: nothing changes; a closed empty day is complete.
         (DayState(), [], False, DayState()),
         (DayState(), [], True, DayState(complete=True)),
-        # Done and settled names: the mark moves over them, done empties.
-        (DayState(done={"a", "b"}), [Listed("a", True), Listed("b", True)], False, DayState("b")),
-        # A young name stops the mark; it stays in done.
+        # Done and settled names: the mark moves over them; done keeps every name.
+        (
+            DayState(done={"a", "b"}),
+            [Listed("a", True), Listed("b", True)],
+            False,
+            DayState("b", {"a", "b"}),
+        ),
+        # A young name stops the mark.
         (
             DayState(done={"a", "b"}),
             [Listed("a", True), Listed("b", False)],
             False,
-            DayState("a", {"b"}),
+            DayState("a", {"a", "b"}),
         ),
         # A name not done (a failed read) stops the mark, though later ones are done.
         (
             DayState(done={"a", "c"}),
             [Listed("a", True), Listed("b", True), Listed("c", True)],
             True,
-            DayState("a", {"c"}),
+            DayState("a", {"a", "c"}),
+        ),
+        # In a closed folder every done name is settled: the mark passes a young one.
+        (
+            DayState(done={"a", "b"}),
+            [Listed("a", True), Listed("b", False)],
+            True,
+            DayState("b", {"a", "b"}, complete=True),
         ),
         # Listing order does not matter; names at or below the mark are passed.
         (DayState("b", {"d"}), [Listed("d", True), Listed("c", True)], False, DayState("b", {"d"})),
+        # Complete is not for ever: a late arrival in a closed folder undoes it until done.
+        (
+            DayState("a", {"a"}, complete=True),
+            [Listed("0", True), Listed("a", True)],
+            True,
+            DayState("a", {"a"}),
+        ),
+        # A folder with a read still failing is pending, never complete.
+        (
+            DayState("a", {"a"}, failures={"b": 1}),
+            [Listed("a", True)],
+            True,
+            DayState("a", {"a"}, failures={"b": 1}),
+        ),
     ],
 )
 def test_advance(state, listed, closed, expected):
     assert advance(state, listed, day_closed=closed) == expected
 
 
-def test_merge_keeps_the_later_mark_and_every_done_name_above_it():
-    mine = DayState("b", {"d", "e"})
-    theirs = DayState("c", {"f"}, complete=False)
-    assert mine.merged(theirs) == DayState("c", {"d", "e", "f"})
+def test_merge_keeps_the_later_mark_every_done_name_and_the_most_attempts():
+    mine = DayState("b", {"a", "b", "d"}, failures={"x": 1, "y": 2})
+    theirs = DayState("c", {"c", "x"}, complete=True, failures={"y": 1})
+    assert mine.merged(theirs) == DayState("c", {"a", "b", "c", "d", "x"}, failures={"y": 2})
     assert DayState().merged(DayState(None, {"a"})) == DayState(None, {"a"})
+    both = DayState(complete=True).merged(DayState(complete=True))
+    assert both.complete
+
+
+def test_a_state_written_before_every_name_was_kept_vouches_for_names_below_its_mark():
+    legacy = DayState.from_json(b'{"mark": "m", "done": ["x"], "complete": true}')
+    assert legacy.is_done("a") and legacy.is_done("x") and not legacy.is_done("n")
+    assert not DayState("m", {"x"}).is_done("a")  # today's states name every done object
 
 
 def test_state_round_trips_as_json():
-    state = DayState("m", {"x", "y"}, complete=True)
+    state = DayState("m", {"x", "y"}, complete=True, failures={"z": 2})
     assert DayState.from_json(state.to_json()) == state
 
 
