@@ -27,6 +27,7 @@ from flows.aws import boto3_client, summarise_requests
 from flows.batch import TABLE_OF_KIND, KnownEventIds, PendingObject, convert_batch
 from flows.incremental import DayWork, convert_days, new_summary
 from flows.listing import KIND_FOLDERS, DayFolder, TrailFolder, days_between, discover
+from flows.quarantine import quarantine_files, read_quarantine_file
 from flows.report import MAX_LISTED_PROBLEMS, BatchOutcome, RunSummary
 from flows.run import open_storages
 from flows.settings import Settings
@@ -56,6 +57,7 @@ from transforms.reconcile import (
     ConvertedObject,
     Findings,
     SourceObject,
+    account_for_quarantine,
     reconcile_counts,
     reconcile_digests,
     reconcile_objects,
@@ -71,6 +73,7 @@ COUNTS = (
     "objects_seen",
     "objects_converted",
     "objects_quarantined",
+    "objects_held_in_quarantine",
     "objects_not_converted",
     "objects_changed",
     "objects_deleted",
@@ -290,7 +293,9 @@ def reconcile(evidence: _Evidence, dest: Storage) -> Findings:
         for key, entry in evidence.converted_in_range.items()
         if posixpath.dirname(key) in evidence.folders
     }
-    found = reconcile_objects(evidence.in_range, in_scope)
+    found = account_for_quarantine(
+        reconcile_objects(evidence.in_range, in_scope), evidence.in_range, _quarantined(dest)
+    )
     found.add(
         reconcile_digests(
             evidence.digests,
@@ -305,6 +310,15 @@ def reconcile(evidence: _Evidence, dest: Storage) -> Findings:
         reconcile_counts(evidence.batches, table_files, compacted=compacted, table_url=dest.url())
     )
     return found
+
+
+def _quarantined(dest: Storage) -> dict[str, int]:
+    """URL -> size of every object the quarantine holds: one LIST, one GET per file."""
+    return {
+        entry.url: entry.size
+        for path in quarantine_files(dest)
+        for entry in read_quarantine_file(dest, path)
+    }
 
 
 def repair_objects(

@@ -132,6 +132,32 @@ def reconcile_objects(
     return found
 
 
+def account_for_quarantine(
+    found: Findings, listed: Mapping[str, SourceObject], quarantined: Mapping[str, int]
+) -> Findings:
+    """Objects the quarantine holds, at the version listed now, are accounted for.
+
+    ``quarantined`` maps an object's URL to the size it was quarantined at: an object that
+    could never be read (no conversion record names it) or a new version a re-drive has yet
+    to convert is named there, with its reason, so it is neither "not converted" nor
+    "changed": the quarantine is where it is reported, and ``redrive`` where it is handled.
+    """
+    held = {now.url: key for key, now in listed.items() if quarantined.get(now.url) == now.size}
+    kept = Findings(counts=found.counts.copy())
+    for problem in found.problems:
+        reason = problem.reason
+        if problem.key in held and reason.startswith(("not converted", "changed after conversion")):
+            bucket = "objects_not_converted" if reason.startswith("not") else "objects_changed"
+            kept.counts[bucket] -= 1
+            kept.counts["objects_quarantined"] += 1
+            kept.counts["objects_held_in_quarantine"] += 1
+        else:
+            kept.problems.append(problem)
+    held_keys = set(held.values())
+    kept.not_converted = [key for key in found.not_converted if key not in held_keys]
+    return kept
+
+
 def reconcile_digests(
     digests: Iterable[Digest],
     present: Mapping[str, SourceObject],

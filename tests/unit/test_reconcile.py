@@ -8,6 +8,7 @@ from transforms.reconcile import (
     ConvertedObject,
     SourceObject,
     TableFile,
+    account_for_quarantine,
     reconcile_counts,
     reconcile_digests,
     reconcile_objects,
@@ -15,6 +16,7 @@ from transforms.reconcile import (
 
 A = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/10/a.json.gz"
 B = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/10/b.json.gz"
+C = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/03/10/c.json.gz"
 D1 = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/03/10/d1.json.gz"
 D2 = "AWSLogs/111122223333/CloudTrail-Digest/us-east-1/2024/03/10/d2.json.gz"
 
@@ -76,6 +78,19 @@ def test_a_size_or_etag_change_after_conversion_is_named():
 def test_a_converted_object_gone_from_the_source_is_named():
     found = reconcile_objects({}, {A: converted(A)})
     assert reasons(found) == [("a.json.gz", "missing from the source")]
+
+
+def test_an_object_the_quarantine_holds_at_its_listed_version_is_accounted_for():
+    # A never readable (no record), B replaced by a version the re-drive has yet to convert:
+    # both held at the size listed now; C quarantined at another size is still named.
+    objects = {A: listed(A, 100), B: listed(B, 120), C: listed(C, 90)}
+    found = reconcile_objects(objects, {B: converted(B, 100)})
+    held = {f"s3://trail/{A}": 100, f"s3://trail/{B}": 120, f"s3://trail/{C}": 80}
+    kept = account_for_quarantine(found, objects, held)
+    assert reasons(kept) == [("c.json.gz", "not converted")]
+    assert kept.not_converted == [C]
+    assert kept.counts["objects_quarantined"] == 2
+    assert (kept.counts["objects_not_converted"], kept.counts["objects_changed"]) == (1, 0)
 
 
 def test_quarantined_records_or_damage_count_but_are_no_problem():
