@@ -89,6 +89,8 @@ class DayWork:
     """Names converted by this run's batches, not yet in the state."""
     unread: dict[str, str] = field(default_factory=dict)
     """Names whose read failed in this run, not yet in the state, and why."""
+    trail_key: str | None = None
+    """The trail folder's key under the state folders (None: derive it from an S3 key)."""
     marked_pending: bool = False
     """A pending marker names this folder (written before failures reach its state)."""
 
@@ -120,7 +122,7 @@ def plan_days(
                 summary.problems.append(Problem(source.url(folder.trail.path), error.reason))
             continue
         state, version = load_day(dest, path)
-        work = DayWork(folder, path, state, version)
+        work = DayWork(folder, path, state, version, trail_key=key)
         work.marked_pending = state.pending or folder in marked_pending
         works.append(work)
         summary.days_listed += 1
@@ -261,7 +263,8 @@ class _Recorder:
         work.converted, work.unread = set(), {}
         closed = day_closed(work.folder.day, self.now, self.settle)
         new = advance(state, work.listed, day_closed=closed)
-        marker = pending_marker_path(self.dest, trail_key(work.folder.trail.path), work.folder.day)
+        key = work.trail_key or trail_key(work.folder.trail.path)
+        marker = pending_marker_path(self.dest, key, work.folder.day)
         if new.pending and not work.marked_pending:
             mark_pending(self.dest, marker, new.failures)
             work.marked_pending = True

@@ -45,7 +45,7 @@ from flows.listing import (
 from flows.register import register_after_ingest
 from flows.report import OutsideWindow, RunSummary
 from flows.settings import Settings
-from flows.state import pending_days, trail_key
+from flows.state import UnsafeKeyError, pending_days, trail_key
 from flows.storage import Storage, remove_local_leftovers
 from flows.workers import BatchWorkers
 from transforms.errors import PipelineError
@@ -139,7 +139,10 @@ def folders_to_list(
     pending: set[DayFolder] = set()
     for trail in found.trails:
         days = delivered_days(source, trail) if lookback == 0 else window(today, lookback)
-        key = trail_key(trail.path)
+        try:
+            key = trail_key(trail.path, local=source.is_local)
+        except UnsafeKeyError:  # no state of its own: plan_days names it as a problem
+            key = None
         left = [day for marked_key, day in marked if marked_key == key and found.admits(day)]
         pending.update(DayFolder(trail, day) for day in left)
         folders += day_folders([trail], [d for d in [*days, *left] if found.admits(d)])

@@ -339,15 +339,16 @@ def repair_objects(
             continue  # missing from the source: nothing to convert
         path = folder.folder.path
         if path not in works:
-            state_path = day_state_path(
-                dest, trail_key(folder.folder.trail.path), folder.folder.day
-            )
+            folder_key = trail_key(folder.folder.trail.path, local=source.is_local)
+            state_path = day_state_path(dest, folder_key, folder.folder.day)
             state, version = load_day(dest, state_path)
             listed = [
                 Listed(name, settled(stored, name, now, settle))
                 for name, stored in ((s.path[len(path) + 1 :], s) for s in folder.stored.values())
             ]
-            works[path] = DayWork(folder.folder, state_path, state, version, listed)
+            works[path] = DayWork(
+                folder.folder, state_path, state, version, listed, trail_key=folder_key
+            )
         stored = folder.stored[key]
         works[path].pending.append(
             PendingObject(stored, source.url(stored.path), folder.parsed[key])

@@ -180,7 +180,15 @@ def test_a_killed_compaction_is_cleaned_up_by_the_next_run(
 ):
     plan = Freeze(within=within)
     with s3_through_proxy(s3.url, plan) as proxy:
-        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, "CTPARQUET_LOCK_TTL_SECONDS": "2"}
+        # A 2 s lease, so the next run takes it over soon after the kill; one attempt per
+        # request, so no retry budget outlasts it (a PUT is never made under a lease that
+        # could expire before its retries end).
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": proxy.url,
+            "CTPARQUET_LOCK_TTL_SECONDS": "2",
+            "CTPARQUET_S3_MAX_ATTEMPTS": "1",
+        }
         errors = (tmp_path / "stderr").open("wb")
         run = subprocess.Popen(
             [sys.executable, "-c", COMPACT_IN_A_PROCESS, DEST], cwd=ROOT, env=env,

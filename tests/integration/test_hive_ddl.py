@@ -188,7 +188,8 @@ def hunt_lake(spark, shared_data, tmp_path_factory) -> tuple[str, dict[str, set[
     from flows.hunting import run_hunt
 
     lake = tmp_path_factory.mktemp("hive-hunt") / "lake"
-    assert run_ingest(str(shared_data / "invictus-ir" / "AWSLogs"), str(lake)).problems == []
+    logs = str(shared_data / "invictus-ir" / "AWSLogs")
+    assert run_ingest(logs, str(lake), lookback_days=0).problems == []
     create_table(spark, lake, "hunt_logs")
     local = run_hunt(str(lake))
     assert local.problems == []

@@ -38,3 +38,18 @@ def test_a_dot_dot_key_prefix_is_reported_and_writes_nothing_outside_a_local_des
     assert refused[0].key.startswith("s3://trail/../../../../AWSLogs/")
     assert summary.objects_converted == 1  # the good trail's object
     assert summary.events_written == len(good.event_ids)
+
+
+def test_a_local_source_given_through_dot_dot_converts_and_stays_resumable(tmp_path, monkeypatch):
+    """`ctparquet ingest ../logs lake` is a user's path, not a hostile key: it converts, and
+    its state (day folders, pending markers) is recorded so a rerun reads nothing again."""
+    from tests.compat import hand_made_records, write_logs
+
+    write_logs(tmp_path / "logs", hand_made_records())
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    first = run_ingest("../logs/AWSLogs", "../lake", lookback_days=0)
+    again = run_ingest("../logs/AWSLogs", "../lake", lookback_days=0)
+    assert first.problems == [] and first.objects_converted > 0
+    assert again.objects_converted == 0 and again.problems == []
+    assert not (tmp_path / "work" / "_state").exists()
