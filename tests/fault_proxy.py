@@ -185,6 +185,22 @@ def _handler(proxy: FaultProxy, upstream: tuple[str, int]) -> type[BaseHTTPReque
             fault = proxy.next_fault(identity, operation_of(self.command, query, headers))
             status: int | None = None
             response_headers: dict[str, str] = {}
+
+            def record() -> None:
+                proxy.record(
+                    Request(
+                        method=self.command,
+                        bucket=bucket,
+                        key=key,
+                        query=query,
+                        headers={k: headers[k] for k in _KEPT_HEADERS if k in headers},
+                        response_headers=response_headers,
+                        body=body if self.command == "POST" else b"",
+                        fault=fault,
+                        status=status,
+                    )
+                )
+
             if fault == "reset":
                 self.close_connection = True
             elif fault in ("slowdown", "internal", "unavailable"):
@@ -194,20 +210,12 @@ def _handler(proxy: FaultProxy, upstream: tuple[str, int]) -> type[BaseHTTPReque
                 if fault == "lost":
                     status = self._error(fault)
                 else:
+                    # Recorded before the client has its answer: a test that reads the
+                    # requests after a call returns sees every request that call made.
+                    record()
                     self._reply(status, response_headers, payload)
-            proxy.record(
-                Request(
-                    method=self.command,
-                    bucket=bucket,
-                    key=key,
-                    query=query,
-                    headers={k: headers[k] for k in _KEPT_HEADERS if k in headers},
-                    response_headers=response_headers,
-                    body=body if self.command == "POST" else b"",
-                    fault=fault,
-                    status=status,
-                )
-            )
+                    return
+            record()
 
         def _forward(self, body: bytes) -> tuple[int, dict[str, str], bytes]:
             connection = http.client.HTTPConnection(*upstream, timeout=60)
