@@ -36,7 +36,9 @@ def to_parquet(
     zstd_level: int = INGEST_ZSTD_LEVEL,
 ) -> bytes:
     """Parquet bytes of one partition's events (partition keys live in the path)."""
-    frame = _stored_columns(events, schema).sort(SORT_COLUMN, maintain_order=True)
+    frame = _stored_columns(events, schema)
+    if not frame[SORT_COLUMN].is_sorted():  # partitions come sorted (``split_partitions``)
+        frame = frame.sort(SORT_COLUMN, maintain_order=True)
     buffer = io.BytesIO()
     frame.write_parquet(
         buffer,
