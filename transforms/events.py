@@ -140,10 +140,11 @@ def split_partitions(events: pl.DataFrame) -> dict[tuple[str, str, str, str], pl
 
     One stable sort by partition and time moves every row once; each partition is then a
     slice of it, already in the order its file is written (``to_parquet`` sorts only what is
-    not). Grouping first and sorting each group moved every row twice: measured 2 µs of
-    ~9 µs per event of encoding on 6,000-row partitions.
+    not). Grouping first (``partition_by``) and sorting each group took 2.2 µs per event,
+    this 1.0 (26,000-event batches, one core).
     """
-    ordered = events.sort([*PARTITION_KEYS, SORT_COLUMN], maintain_order=True)
+    # Year, month and day follow from the time: (region, time) is (partition, time) order.
+    ordered = events.sort(["region", SORT_COLUMN], maintain_order=True)
     sizes = ordered.group_by(list(PARTITION_KEYS), maintain_order=True).len()
     parts: dict[tuple[str, str, str, str], pl.DataFrame] = {}
     start = 0
