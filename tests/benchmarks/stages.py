@@ -36,7 +36,6 @@ import transforms.records
 from schemas.cloudtrail import EVENTS
 from tests.benchmarks.__main__ import corpus_folder
 from transforms.convert import LogBytes, convert_objects
-from transforms.events import split_partitions
 from transforms.parquet import to_parquet
 
 BATCH_BYTES = 4 * 1024 * 1024  # the default CTPARQUET_BATCH_BYTES
@@ -111,7 +110,7 @@ def measure(objects: list[LogBytes], folder: Path, clock: StageClock) -> int:
             converted = convert_objects(batch)
         events += converted.placed.events.height
         with clock.stage("encode"):  # splitting is where rows are put in each file's order
-            parts = split_partitions(converted.placed.events)
+            parts = converted.placed.partitions()
         for index, part in enumerate(parts.values()):
             with clock.stage("encode"):
                 data = to_parquet(part, schema=EVENTS)
