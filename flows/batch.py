@@ -28,7 +28,7 @@ from schemas.cloudtrail import DEDUP_COLUMN, EVENTS, TableSchema
 from schemas.insights import INSIGHTS
 from transforms.convert import ConvertedBatch, LogBytes, convert_objects
 from transforms.errors import Problem
-from transforms.events import drop_known_events, split_partitions
+from transforms.events import drop_known_events
 from transforms.keys import LogObject, ObjectKind, partition_path
 from transforms.parquet import batch_id, part_file_name, to_parquet
 from transforms.quarantine import QuarantineEntry, quarantine_entries
@@ -100,7 +100,7 @@ def prepare_batch(source: Storage, batch: list[PendingObject]) -> PreparedBatch:
         outcome.events_read += placed.records_read
         outcome.duplicates_dropped += placed.duplicates_dropped
         outcome.problems.extend(placed.problems)
-        for key, events in split_partitions(placed.events).items():
+        for key, events in placed.partitions().items():
             prepared.partitions[(schema.name, *key)] = events
         prepared.converted += _converted_objects(converted, inputs[kind], pending, prepared.name)
     return prepared

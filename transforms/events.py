@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import polars as pl
 
-from schemas.cloudtrail import DEDUP_COLUMN, EVENT_TIMESTAMP, PARTITION_KEYS
+from schemas.cloudtrail import DEDUP_COLUMN, EVENT_TIMESTAMP, PARTITION_KEYS, SORT_COLUMN
 from transforms.errors import Problem
 from transforms.keys import REGION_NAME
 from transforms.records import RecordRows, rows_to_frame
@@ -29,10 +30,28 @@ _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.fZ", "%Y-%m-%dT%H:%M:%S%.f%:z")
 class PlacedEvents:
     """Events with their partition columns, and the records that could not be placed."""
 
-    events: pl.DataFrame
+    records: pl.DataFrame
+    """Every record read, with its table columns and partition keys, in record order."""
+    kept: pl.Series | None = None
+    """Which of ``records`` are events (placed, first of their eventID); None: all of them."""
     problems: list[Problem] = field(default_factory=list)
     duplicates_dropped: int = 0
     records_read: int = 0
+
+    @cached_property
+    def events(self) -> pl.DataFrame:
+        """The events, in record order."""
+        return self.records if self.kept is None else self.records.filter(self.kept)
+
+    def partitions(self) -> dict[tuple[str, str, str, str], pl.DataFrame]:
+        """The events of each (region, year, month, day) partition, each in event-time order.
+
+        Dropping the records that are not events and ordering the rest move every row
+        once, together: filtering, grouping (``partition_by``) and sorting each group moved
+        it three times (2.2 µs per event for the last two alone, this 1.0; 26,000-event
+        batches, one core).
+        """
+        return _partitions(self.records, self.kept)
 
 
 def event_timestamp(event_time: pl.Expr) -> pl.Expr:
@@ -75,13 +94,7 @@ def place_events(records: RecordRows, fallback_regions: Sequence[str | None]) ->
             ),
         ).alias("region"),
     )
-    # One date string sliced three ways: a third of the cost of three strftime calls.
-    date = pl.col(timestamp).dt.strftime("%Y-%m-%d")
-    frame = frame.with_columns(
-        date.str.slice(0, 4).alias("year"),
-        date.str.slice(5, 2).alias("month"),
-        date.str.slice(8, 2).alias("day"),
-    )
+    frame = frame.with_columns(_date_parts(frame[timestamp]))
     placeable = pl.col(timestamp).is_not_null() & pl.col("region").str.contains(
         REGION_NAME.pattern
     ).fill_null(False)
@@ -98,11 +111,12 @@ def place_events(records: RecordRows, fallback_regions: Sequence[str | None]) ->
         if placed_count == frame.height
         else _unplaced(frame.filter(~flags["placeable"]), records.keys)
     )
-    unique = frame if flags["kept"].all() else frame.filter(flags["kept"])
+    kept = None if flags["kept"].all() else flags["kept"]
     return PlacedEvents(
-        events=unique.select([c.name for c in records.schema.columns] + list(PARTITION_KEYS)),
+        records=frame.select([c.name for c in records.schema.columns] + list(PARTITION_KEYS)),
+        kept=kept,
         problems=problems,
-        duplicates_dropped=placed_count - unique.height,
+        duplicates_dropped=placed_count - (frame.height if kept is None else int(kept.sum())),
         records_read=frame.height,
     )
 
@@ -135,7 +149,44 @@ def drop_known_events(events: pl.DataFrame, known_event_ids: pl.Series) -> pl.Da
     )
 
 
+def _date_parts(timestamps: pl.Series) -> list[pl.Series]:
+    """The year, month and day text of each timestamp (null where it is null).
+
+    A batch spans a few days: each day's text is made once and looked up per row
+    (0.13 µs per event; formatting every row, 0.5).
+    """
+    day = timestamps.dt.date()
+    days = day.unique()
+    text = days.dt.strftime("%Y-%m-%d")
+    return [
+        day.replace_strict(days, text.str.slice(start, length), default=None).alias(name)
+        for name, start, length in (("year", 0, 4), ("month", 5, 2), ("day", 8, 2))
+    ]
+
+
 def split_partitions(events: pl.DataFrame) -> dict[tuple[str, str, str, str], pl.DataFrame]:
-    """One frame per (region, year, month, day) partition."""
-    parts = events.partition_by(list(PARTITION_KEYS), as_dict=True, maintain_order=True)
-    return {tuple(str(v) for v in key): frame for key, frame in parts.items()}  # type: ignore[misc]
+    """One frame per (region, year, month, day) partition, each in event-time order."""
+    return _partitions(events, None)
+
+
+def _partitions(
+    frame: pl.DataFrame, kept: pl.Series | None
+) -> dict[tuple[str, str, str, str], pl.DataFrame]:
+    """The kept rows of ``frame`` by partition, each in time order: one gather, then slices.
+
+    Year, month and day follow from the time, so (region, time) order is (partition, time)
+    order; the sort is stable, so rows of the same time keep their record order.
+    """
+    keys = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"), "region", SORT_COLUMN)
+    if kept is not None:
+        keys = keys.filter(kept)
+    order = keys.sort(["region", SORT_COLUMN], maintain_order=True)["row"]
+    ordered = frame[order]
+    runs = ordered.select(pl.struct(list(PARTITION_KEYS)).rle().alias("run")).unnest("run")
+    parts: dict[tuple[str, str, str, str], pl.DataFrame] = {}
+    start = 0
+    for size, key in runs.iter_rows():
+        region, year, month, day = (str(key[k]) for k in PARTITION_KEYS)
+        parts[(region, year, month, day)] = ordered.slice(start, size)
+        start += size
+    return parts

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Iterable
+from functools import cache
 from typing import BinaryIO
 
 import polars as pl
@@ -36,7 +37,9 @@ def to_parquet(
     zstd_level: int = INGEST_ZSTD_LEVEL,
 ) -> bytes:
     """Parquet bytes of one partition's events (partition keys live in the path)."""
-    frame = _stored_columns(events, schema).sort(SORT_COLUMN, maintain_order=True)
+    frame = _stored_columns(events, schema)
+    if not frame[SORT_COLUMN].is_sorted():  # partitions come sorted (``split_partitions``)
+        frame = frame.sort(SORT_COLUMN, maintain_order=True)
     buffer = io.BytesIO()
     frame.write_parquet(
         buffer,
@@ -72,7 +75,7 @@ def write_streamed_parquet(
             writer = _write_row_group(sink, writer, pending, zstd_level)
             pending = []
     if pending or writer is None:  # the last rows; or, given no rows, a file of the schema
-        no_rows = _stored_columns(pl.DataFrame(schema=polars_schema(schema.columns)), schema)
+        no_rows = _stored_columns(pl.DataFrame(schema=_stored_schema(schema)), schema)
         writer = _write_row_group(sink, writer, pending or [no_rows.to_arrow()], zstd_level)
     writer.close()
     return rows
@@ -95,7 +98,17 @@ def streamed_parquet(
 
 def _stored_columns(events: pl.DataFrame, schema: TableSchema) -> pl.DataFrame:
     """The columns a file of ``schema`` stores, in order, with their stored types."""
-    return events.select([c.name for c in schema.columns]).cast(polars_schema(schema.columns))
+    stored = events.select([c.name for c in schema.columns])
+    wanted = _stored_schema(schema)
+    # Casting nested columns to the type they already have still rebuilds them: measured
+    # 1.1 µs per event, an eighth of encoding. Decoded frames already have the stored types.
+    return stored if stored.schema == wanted else stored.cast(wanted)
+
+
+@cache
+def _stored_schema(schema: TableSchema) -> pl.Schema:
+    """The stored Polars types of ``schema``'s columns (derived once: 2.7 ms, per file)."""
+    return polars_schema(schema.columns)
 
 
 def _write_row_group(
