@@ -54,6 +54,10 @@ class PartitionIndex:
         default_factory=lambda: pl.DataFrame(schema={DEDUP_COLUMN: pl.String, "file": pl.Int32})
     )
     changed: bool = False
+    tidy_already: bool = True
+    """``ids`` has one row per (eventID, file) and no needless vanished rows: ``tidy`` has
+    nothing to do. Ingest only adds files of distinct new IDs to an index without vanished
+    rows, so it stays true there, and saving does not hash every ID again (70% of a save)."""
 
     def covered(self, name: str, size: int) -> bool:
         return self.covers.get(name, (-1, -1))[1] == size
@@ -68,6 +72,11 @@ class PartitionIndex:
         ).with_columns(file=pl.lit(number, pl.Int32))
         self.ids = pl.concat([self.ids, added])
         self.changed = True
+        if self.tidy_already and (
+            self.ids["file"].null_count()  # a vanished row this file's IDs may make needless
+            or added[DEDUP_COLUMN].n_unique() < added.height
+        ):
+            self.tidy_already = False
 
     def vanish(self, names: list[str]) -> None:
         """These files are gone (or rewritten): their eventIDs stay known, held by no file."""
@@ -78,6 +87,7 @@ class PartitionIndex:
             file=pl.when(pl.col("file").is_in(numbers)).then(None).otherwise(pl.col("file"))
         )
         self.changed = True
+        self.tidy_already = False
 
     def held_apart_from(self, own: str, event_ids: pl.Series) -> pl.Series:
         """Those of ``event_ids`` held by any file but ``own`` (a rerun's own earlier output)."""
@@ -99,6 +109,7 @@ class PartitionIndex:
         orphans = self.orphans()
         held = self.ids.filter(pl.col("file").is_not_null())
         self.ids = held
+        self.tidy_already = False
         first = True
         for name, size in names:
             self.add(name, size, orphans if first else orphans.clear())
@@ -106,10 +117,13 @@ class PartitionIndex:
 
     def tidy(self) -> None:
         """One row per (eventID, file); a vanished row only for an ID no file holds."""
+        if self.tidy_already:
+            return
         held = self.ids.filter(pl.col("file").is_not_null()).unique()
         self.ids = pl.concat(
             [held, self.orphans().to_frame().with_columns(file=pl.lit(None, pl.Int32))]
         )
+        self.tidy_already = True
 
     def to_parquet(self) -> bytes:
         self.tidy()
@@ -118,7 +132,10 @@ class PartitionIndex:
         meta = json.dumps({"format": _FORMAT, "covers": covers}).encode()
         table = table.replace_schema_metadata({_COVERS_KEY: meta})
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
+        # eventIDs are unique: a dictionary of them is wasted work, their statistics unused.
+        pq.write_table(
+            table, sink, compression="zstd", use_dictionary=["file"], write_statistics=False
+        )
         return bytes(sink.getvalue().to_pybytes())
 
     @classmethod
