@@ -3,8 +3,10 @@
  * Scanner(spec).add(document, fallback) walks a {"Records": [...]} document once and
  * appends each record's values to per-column buffers laid out as Arrow arrays
  * (string_view views + data, validity bitmaps, list offsets). Free-form payloads are
- * copied as their exact bytes. A record it does not handle (an unknown field, a value
- * of an unexpected type, an escaped key) is handed to ``fallback(span, position)``,
+ * copied as their exact bytes. Members the schema does not know are written to the
+ * ``unmapped`` column as the Python path writes them (see parse_object). A record it does
+ * not handle (a value of an unexpected type, an escaped or repeated key) is handed to
+ * ``fallback(span, position)``,
  * the careful Python path, which returns the record re-encoded in the schema's own
  * shape plus its ``unmapped`` text (or None: the record is a problem, not a row).
  * Anything it cannot vouch for as valid JSON makes ``add`` undo the document and
@@ -54,6 +56,7 @@ typedef struct {
     Node **all;
     int nall;
     Mark *record_mark, *document_mark;
+    Buf rest; /* the unmapped text of the record being read */
 } Scanner;
 
 /* --- buffers ------------------------------------------------------------------------ */
@@ -381,9 +384,35 @@ static int skip_value(Cur *c, int depth) {
 
 /* --- values into columns -------------------------------------------------------------- */
 
-static int parse_object(Node *n, Cur *c);
+/* A record's members the schema does not know, written as the Python path's ``unmapped``
+ * text would be (``msgspec.json.encode`` of ``{key: raw value}`` in document order, nested
+ * objects for members inside known structs, a whole known array whose elements have
+ * some). ``rest`` NULL: none allowed (a re-encoded row from the fallback). */
+static int append(Buf *b, const char *s, Py_ssize_t len) {
+    if (reserve(b, len) < 0) return -1;
+    memcpy(b->p + b->len, s, (size_t)len);
+    b->len += len;
+    return 0;
+}
 
-static int parse_value(Node *n, Cur *c) {
+/* ``"key":`` after a comma if this object already wrote a member. */
+static int append_key(Buf *b, int wrote, const char *key, Py_ssize_t len) {
+    if (reserve(b, len + 4) < 0) return -1;
+    char *o = b->p + b->len;
+    if (wrote) *o++ = ',';
+    *o++ = '"';
+    memcpy(o, key, (size_t)len);
+    o += len;
+    *o++ = '"';
+    *o++ = ':';
+    b->len = o - b->p;
+    return 0;
+}
+
+static int parse_object(Node *n, Cur *c, int depth, Buf *rest);
+
+/* A value at ``depth`` (the record is 1) into column ``n``. */
+static int parse_value(Node *n, Cur *c, int depth, Buf *rest) {
     if (c->p >= c->end) return SYNTAX;
     char ch = *c->p;
     if (ch == 'n') {
@@ -396,12 +425,12 @@ static int parse_value(Node *n, Cur *c) {
     case K_RAW: {
         if (ch == '"') return push_string(n, c);
         const char *start = c->p;
-        int rc = skip_value(c, 1);
+        int rc = skip_value(c, depth);
         if (rc != OK) return rc;
         return push_bytes(n, start, c->p - start) < 0 ? FAIL : OK;
     }
     case K_STRUCT:
-        return ch == '{' ? parse_object(n, c) : BAIL;
+        return ch == '{' ? parse_object(n, c, depth, rest) : BAIL;
     case K_LIST: {
         if (ch != '[') return BAIL;
         c->p++;
@@ -413,7 +442,7 @@ static int parse_value(Node *n, Cur *c) {
                 if (c->p >= c->end) return SYNTAX;
                 int rc;
                 if (*c->p == '{') {
-                    rc = parse_object(n->child, c);
+                    rc = parse_object(n->child, c, depth + 1, rest);
                 } else if (*c->p == 'n') {
                     rc = skip_literal(c, "null", 4);
                     if (rc == OK && push_null(n->child) < 0) rc = FAIL;
@@ -453,9 +482,14 @@ static int find_field(Node *n, const char *key, Py_ssize_t len, int hint) {
     return -1;
 }
 
-static int parse_object(Node *n, Cur *c) {
+#define MAX_UNKNOWN 16 /* members the schema does not know, per object; more: the fallback */
+
+/* An object at ``depth`` into struct ``n``; its unknown members into ``rest``. */
+static int parse_object(Node *n, Cur *c, int depth, Buf *rest) {
     uint64_t seen = 0;
-    int hint = 0, rc;
+    int hint = 0, rc, wrote = 0, nunknown = 0;
+    const char *unknown[MAX_UNKNOWN];
+    Py_ssize_t unknown_len[MAX_UNKNOWN];
     c->p++; /* '{' */
     skip_ws(c);
     if (c->p < c->end && *c->p == '}') {
@@ -467,15 +501,55 @@ static int parse_object(Node *n, Cur *c) {
             if (c->p >= c->end || *c->p != '"') return SYNTAX;
             if ((rc = scan_string(c, &key, &stop, &escaped)) != OK) return rc;
             if (escaped) return BAIL;
-            int i = find_field(n, key, stop - key, hint);
-            if (i < 0 || (seen >> i) & 1) return BAIL; /* unknown or repeated */
-            seen |= (uint64_t)1 << i;
-            hint = i + 1;
+            Py_ssize_t keylen = stop - key;
+            int i = find_field(n, key, keylen, hint);
+            if (i >= 0 && (seen >> i) & 1) return BAIL; /* repeated */
             skip_ws(c);
             if (c->p >= c->end || *c->p != ':') return SYNTAX;
             c->p++;
             skip_ws(c);
-            if ((rc = parse_value(n->fields[i], c)) != OK) return rc;
+            if (i < 0) { /* unknown: kept as written, unless repeated (a dict keeps one) */
+                if (!rest || nunknown == MAX_UNKNOWN) return BAIL;
+                for (int u = 0; u < nunknown; u++)
+                    if (unknown_len[u] == keylen && memcmp(unknown[u], key, (size_t)keylen) == 0)
+                        return BAIL;
+                unknown[nunknown] = key;
+                unknown_len[nunknown++] = keylen;
+                const char *value = c->p;
+                if ((rc = skip_value(c, depth + 1)) != OK) return rc;
+                if (append_key(rest, wrote, key, keylen) < 0 ||
+                    append(rest, value, c->p - value) < 0)
+                    return FAIL;
+                wrote = 1;
+            } else {
+                seen |= (uint64_t)1 << i;
+                hint = i + 1;
+                Node *f = n->fields[i];
+                Py_ssize_t before = rest ? rest->len : 0, opened = before;
+                const char *value = c->p;
+                if (rest && f->kind == K_STRUCT) { /* its unknown members, nested */
+                    if (append_key(rest, wrote, key, keylen) < 0 ||
+                        append(rest, "{", 1) < 0)
+                        return FAIL;
+                    opened = rest->len;
+                }
+                if ((rc = parse_value(f, c, depth + 1, rest)) != OK) return rc;
+                if (rest && f->kind == K_STRUCT) {
+                    if (rest->len == opened) {
+                        rest->len = before;
+                    } else {
+                        if (append(rest, "}", 1) < 0) return FAIL;
+                        wrote = 1;
+                    }
+                } else if (rest && f->kind == K_LIST && rest->len > before) {
+                    /* an element had unknown members: the whole array, as written */
+                    rest->len = before;
+                    if (append_key(rest, wrote, key, keylen) < 0 ||
+                        append(rest, value, c->p - value) < 0)
+                        return FAIL;
+                    wrote = 1;
+                }
+            }
             skip_ws(c);
             if (c->p >= c->end) return SYNTAX;
             if (*c->p == ',') {
@@ -613,6 +687,7 @@ static void Scanner_dealloc(Scanner *self) {
     free(self->all);
     free(self->record_mark);
     free(self->document_mark);
+    free(self->rest.p);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -658,7 +733,7 @@ static int add_fallback_row(Scanner *s, PyObject *result) {
     Cur c = {PyBytes_AS_STRING(encoded), PyBytes_AS_STRING(encoded) + PyBytes_GET_SIZE(encoded)};
     skip_ws(&c);
     if (c.p >= c.end || *c.p != '{') return SYNTAX;
-    int rc = parse_object(s->root, &c);
+    int rc = parse_object(s->root, &c, 1, NULL);
     if (rc != OK) return rc == BAIL ? SYNTAX : rc;
     skip_ws(&c);
     if (c.p != c.end) return SYNTAX;
@@ -692,9 +767,18 @@ static int add_records(Scanner *s, Cur *c, PyObject *fallback, Py_ssize_t *count
             const char *start = c->p;
             int rc = BAIL;
             mark(s, s->record_mark);
-            if (*c->p == '{') rc = parse_object(s->root, c);
+            s->rest.len = 0;
+            if (*c->p == '{') {
+                if (append(&s->rest, "{", 1) < 0) return FAIL;
+                rc = parse_object(s->root, c, 1, &s->rest);
+            }
             if (rc == OK) {
-                if (push_null(s->unmapped) < 0) return FAIL;
+                if (s->rest.len == 1) {
+                    if (push_null(s->unmapped) < 0) return FAIL;
+                } else if (append(&s->rest, "}", 1) < 0 ||
+                           push_bytes(s->unmapped, s->rest.p, s->rest.len) < 0) {
+                    return FAIL;
+                }
             } else if (rc == BAIL) {
                 undo(s, s->record_mark);
                 c->p = start;
