@@ -23,7 +23,9 @@
 #endif
 
 enum { K_TEXT, K_RAW, K_STRUCT, K_LIST };
-enum { OK = 0, BAIL = 1, SYNTAX = 2, FAIL = 3 }; /* FAIL: a Python error is set */
+/* What a step of the walk came to. The walk runs without the GIL, so it sets no Python
+ * error itself: FAIL (an error is set) comes only from the fallback's call, which holds it. */
+enum { OK = 0, BAIL = 1, SYNTAX = 2, FAIL = 3, NOMEM = 4, TOOBIG = 5 };
 
 #define MAX_FIELDS 64
 #define MAX_DEPTH 512
@@ -57,6 +59,8 @@ typedef struct {
     int nall;
     Mark *record_mark, *document_mark;
     Buf rest; /* the unmapped text of the record being read */
+    PyThreadState *thread; /* while add() walks without the GIL */
+    int busy;
 } Scanner;
 
 /* --- buffers ------------------------------------------------------------------------ */
@@ -66,10 +70,7 @@ static int reserve(Buf *b, Py_ssize_t extra) {
     Py_ssize_t cap = b->cap ? b->cap : 1024;
     while (cap < b->len + extra) cap *= 2;
     char *p = realloc(b->p, (size_t)cap);
-    if (!p) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (!p) return -1;
     b->p = p;
     b->cap = cap;
     return 0;
@@ -120,14 +121,12 @@ static int push_view_of_data(Node *n, Py_ssize_t len) {
     return 0;
 }
 
+/* A string value: OK, NOMEM, or TOOBIG (the column would outgrow a chunk). */
 static int push_bytes(Node *n, const char *s, Py_ssize_t len) {
-    if (n->data.len + len > MAX_DATA) {
-        PyErr_SetString(PyExc_OverflowError, "scanner chunk too large");
-        return -1;
-    }
-    if (reserve(&n->data, len) < 0 || push_bit(n, 1) < 0) return -1;
+    if (n->data.len + len > MAX_DATA) return TOOBIG;
+    if (reserve(&n->data, len) < 0 || push_bit(n, 1) < 0) return NOMEM;
     memcpy(n->data.p + n->data.len, s, (size_t)len);
-    return push_view_of_data(n, len);
+    return push_view_of_data(n, len) < 0 ? NOMEM : OK;
 }
 
 static int push_null(Node *n) {
@@ -289,15 +288,12 @@ static int push_string(Node *n, Cur *c) {
     int escaped, rc = scan_string(c, &start, &stop, &escaped);
     if (rc != OK) return rc;
     Py_ssize_t len = stop - start;
-    if (!escaped) return push_bytes(n, start, len) < 0 ? FAIL : OK;
-    if (n->data.len + len > MAX_DATA) {
-        PyErr_SetString(PyExc_OverflowError, "scanner chunk too large");
-        return FAIL;
-    }
-    if (reserve(&n->data, len) < 0) return FAIL;
+    if (!escaped) return push_bytes(n, start, len);
+    if (n->data.len + len > MAX_DATA) return TOOBIG;
+    if (reserve(&n->data, len) < 0) return NOMEM;
     Py_ssize_t decoded = unescape(start, stop, n->data.p + n->data.len);
     if (decoded < 0) return BAIL;
-    if (push_bit(n, 1) < 0 || push_view_of_data(n, decoded) < 0) return FAIL;
+    if (push_bit(n, 1) < 0 || push_view_of_data(n, decoded) < 0) return NOMEM;
     return OK;
 }
 
@@ -417,7 +413,7 @@ static int parse_value(Node *n, Cur *c, int depth, Buf *rest) {
     char ch = *c->p;
     if (ch == 'n') {
         if (skip_literal(c, "null", 4) != OK) return SYNTAX;
-        return push_null(n) < 0 ? FAIL : OK;
+        return push_null(n) < 0 ? NOMEM : OK;
     }
     switch (n->kind) {
     case K_TEXT:
@@ -427,7 +423,7 @@ static int parse_value(Node *n, Cur *c, int depth, Buf *rest) {
         const char *start = c->p;
         int rc = skip_value(c, depth);
         if (rc != OK) return rc;
-        return push_bytes(n, start, c->p - start) < 0 ? FAIL : OK;
+        return push_bytes(n, start, c->p - start);
     }
     case K_STRUCT:
         return ch == '{' ? parse_object(n, c, depth, rest) : BAIL;
@@ -445,7 +441,7 @@ static int parse_value(Node *n, Cur *c, int depth, Buf *rest) {
                     rc = parse_object(n->child, c, depth + 1, rest);
                 } else if (*c->p == 'n') {
                     rc = skip_literal(c, "null", 4);
-                    if (rc == OK && push_null(n->child) < 0) rc = FAIL;
+                    if (rc == OK && push_null(n->child) < 0) rc = NOMEM;
                 } else {
                     rc = BAIL;
                 }
@@ -462,11 +458,8 @@ static int parse_value(Node *n, Cur *c, int depth, Buf *rest) {
                 break;
             }
         }
-        if (n->child->length > INT32_MAX) {
-            PyErr_SetString(PyExc_OverflowError, "scanner chunk too large");
-            return FAIL;
-        }
-        if (push_bit(n, 1) < 0 || push_offset(n, (int32_t)n->child->length) < 0) return FAIL;
+        if (n->child->length > INT32_MAX) return TOOBIG;
+        if (push_bit(n, 1) < 0 || push_offset(n, (int32_t)n->child->length) < 0) return NOMEM;
         n->length++;
         return OK;
     }
@@ -519,7 +512,7 @@ static int parse_object(Node *n, Cur *c, int depth, Buf *rest) {
                 if ((rc = skip_value(c, depth + 1)) != OK) return rc;
                 if (append_key(rest, wrote, key, keylen) < 0 ||
                     append(rest, value, c->p - value) < 0)
-                    return FAIL;
+                    return NOMEM;
                 wrote = 1;
             } else {
                 seen |= (uint64_t)1 << i;
@@ -530,7 +523,7 @@ static int parse_object(Node *n, Cur *c, int depth, Buf *rest) {
                 if (rest && f->kind == K_STRUCT) { /* its unknown members, nested */
                     if (append_key(rest, wrote, key, keylen) < 0 ||
                         append(rest, "{", 1) < 0)
-                        return FAIL;
+                        return NOMEM;
                     opened = rest->len;
                 }
                 if ((rc = parse_value(f, c, depth + 1, rest)) != OK) return rc;
@@ -538,7 +531,7 @@ static int parse_object(Node *n, Cur *c, int depth, Buf *rest) {
                     if (rest->len == opened) {
                         rest->len = before;
                     } else {
-                        if (append(rest, "}", 1) < 0) return FAIL;
+                        if (append(rest, "}", 1) < 0) return NOMEM;
                         wrote = 1;
                     }
                 } else if (rest && f->kind == K_LIST && rest->len > before) {
@@ -546,7 +539,7 @@ static int parse_object(Node *n, Cur *c, int depth, Buf *rest) {
                     rest->len = before;
                     if (append_key(rest, wrote, key, keylen) < 0 ||
                         append(rest, value, c->p - value) < 0)
-                        return FAIL;
+                        return NOMEM;
                     wrote = 1;
                 }
             }
@@ -563,8 +556,8 @@ static int parse_object(Node *n, Cur *c, int depth, Buf *rest) {
         }
     }
     for (int i = 0; i < n->nfields; i++)
-        if (!((seen >> i) & 1) && push_null(n->fields[i]) < 0) return FAIL;
-    if (push_bit(n, 1) < 0) return FAIL;
+        if (!((seen >> i) & 1) && push_null(n->fields[i]) < 0) return NOMEM;
+    if (push_bit(n, 1) < 0) return NOMEM;
     n->length++;
     return OK;
 }
@@ -638,7 +631,11 @@ static Node *build_node(PyObject *spec, Scanner *s) {
     } else if (strcmp(kind, "list") == 0 && PyTuple_GET_SIZE(spec) == 2) {
         n->kind = K_LIST;
         n->child = build_node(PyTuple_GET_ITEM(spec, 1), s);
-        if (!n->child || push_offset(n, 0) < 0) return NULL;
+        if (!n->child) return NULL;
+        if (push_offset(n, 0) < 0) {
+            PyErr_NoMemory();
+            return NULL;
+        }
     } else if (strcmp(kind, "struct") == 0 && PyTuple_GET_SIZE(spec) == 2) {
         n->kind = K_STRUCT;
         PyObject *members = PyTuple_GET_ITEM(spec, 1);
@@ -737,13 +734,26 @@ static int add_fallback_row(Scanner *s, PyObject *result) {
     if (rc != OK) return rc == BAIL ? SYNTAX : rc;
     skip_ws(&c);
     if (c.p != c.end) return SYNTAX;
-    if (unmapped == Py_None) return push_null(s->unmapped) < 0 ? FAIL : OK;
+    if (unmapped == Py_None) return push_null(s->unmapped) < 0 ? NOMEM : OK;
     Py_ssize_t len;
     const char *text = PyUnicode_AsUTF8AndSize(unmapped, &len);
     if (!text) return FAIL;
-    return push_bytes(s->unmapped, text, len) < 0 ? FAIL : OK;
+    return push_bytes(s->unmapped, text, len);
 }
 
+/* With the GIL held: the fallback's row for a record the walk does not handle. */
+static int call_fallback(Scanner *s, PyObject *fallback, const char *start, Py_ssize_t len,
+                         Py_ssize_t position) {
+    PyObject *span = PyBytes_FromStringAndSize(start, len);
+    if (!span) return FAIL;
+    PyObject *result = PyObject_CallFunction(fallback, "Nn", span, position);
+    if (!result) return FAIL;
+    int rc = result == Py_None ? OK : add_fallback_row(s, result);
+    Py_DECREF(result);
+    return rc;
+}
+
+/* The walk of a document, without the GIL (``s->thread`` is this thread's saved state). */
 static int add_records(Scanner *s, Cur *c, PyObject *fallback, Py_ssize_t *count) {
     static const char records_key[] = "\"Records\"";
     skip_ws(c);
@@ -769,26 +779,23 @@ static int add_records(Scanner *s, Cur *c, PyObject *fallback, Py_ssize_t *count
             mark(s, s->record_mark);
             s->rest.len = 0;
             if (*c->p == '{') {
-                if (append(&s->rest, "{", 1) < 0) return FAIL;
+                if (append(&s->rest, "{", 1) < 0) return NOMEM;
                 rc = parse_object(s->root, c, 1, &s->rest);
             }
             if (rc == OK) {
                 if (s->rest.len == 1) {
-                    if (push_null(s->unmapped) < 0) return FAIL;
-                } else if (append(&s->rest, "}", 1) < 0 ||
-                           push_bytes(s->unmapped, s->rest.p, s->rest.len) < 0) {
-                    return FAIL;
+                    if (push_null(s->unmapped) < 0) return NOMEM;
+                } else {
+                    if (append(&s->rest, "}", 1) < 0) return NOMEM;
+                    if ((rc = push_bytes(s->unmapped, s->rest.p, s->rest.len)) != OK) return rc;
                 }
             } else if (rc == BAIL) {
                 undo(s, s->record_mark);
                 c->p = start;
                 if ((rc = skip_value(c, 1)) != OK) return rc;
-                PyObject *span = PyBytes_FromStringAndSize(start, c->p - start);
-                if (!span) return FAIL;
-                PyObject *result = PyObject_CallFunction(fallback, "Nn", span, position);
-                if (!result) return FAIL;
-                rc = result == Py_None ? OK : add_fallback_row(s, result);
-                Py_DECREF(result);
+                PyEval_RestoreThread(s->thread); /* the fallback is Python: take the GIL */
+                rc = call_fallback(s, fallback, start, c->p - start, position);
+                s->thread = PyEval_SaveThread();
                 if (rc != OK) return rc;
             } else {
                 return rc;
@@ -815,22 +822,40 @@ static int add_records(Scanner *s, Cur *c, PyObject *fallback, Py_ssize_t *count
     return OK;
 }
 
+/* One call at a time: the walk runs without the GIL, so a second thread (or the fallback)
+ * calling in would find the buffers half written. */
+static int enter(Scanner *self) {
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "this Scanner is in use (one thread at a time)");
+        return 0;
+    }
+    self->busy = 1;
+    return 1;
+}
+
 static PyObject *Scanner_add(Scanner *self, PyObject *args) {
     Py_buffer document;
     PyObject *fallback;
     if (!PyArg_ParseTuple(args, "y*O", &document, &fallback)) return NULL;
+    if (!enter(self)) {
+        PyBuffer_Release(&document);
+        return NULL;
+    }
+    /* The buffer stays exported (and the object alive) until released: read without the GIL. */
     Cur c = {document.buf, (const char *)document.buf + document.len};
     Py_ssize_t count = 0;
     mark(self, self->document_mark);
+    self->thread = PyEval_SaveThread();
     int rc = add_records(self, &c, fallback, &count);
+    PyEval_RestoreThread(self->thread);
+    self->thread = NULL;
+    self->busy = 0;
     PyBuffer_Release(&document);
     if (rc == OK) return PyLong_FromSsize_t(count);
     undo(self, self->document_mark);
-    if (rc == FAIL && PyErr_ExceptionMatches(PyExc_OverflowError)) {
-        PyErr_Clear(); /* a column would outgrow the chunk: the caller's decoder takes it */
-        rc = SYNTAX;
-    }
+    if (rc == NOMEM) return PyErr_NoMemory();
     if (rc == FAIL) return NULL;
+    /* SYNTAX, or TOOBIG (a column would outgrow the chunk): the caller's decoder takes it */
     Py_RETURN_NONE;
 }
 
@@ -864,7 +889,10 @@ static PyTypeObject BlockType = {
 };
 
 static PyObject *take(Buf *b, Py_ssize_t len) {
-    if (!b->p && reserve(b, 1) < 0) return NULL;
+    if (!b->p && reserve(b, 1) < 0) {
+        PyErr_NoMemory();
+        return NULL;
+    }
     Block *block = PyObject_New(Block, &BlockType);
     if (!block) return NULL;
     block->p = b->p;
@@ -932,9 +960,12 @@ static int reset(Scanner *s) {
 }
 
 static PyObject *Scanner_finish(Scanner *self, PyObject *unused) {
+    if (!enter(self)) return NULL;
+    self->busy = 0; /* finish holds the GIL throughout: only a walk in progress is in the way */
     PyObject *columns = node_out(self->root);
     PyObject *unmapped = columns ? node_out(self->unmapped) : NULL;
     if (reset(self) < 0) {
+        PyErr_NoMemory();
         Py_XDECREF(columns);
         Py_XDECREF(unmapped);
         return NULL;
@@ -975,7 +1006,11 @@ static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "transforms._speedups.Scanner",
     .tp_basicsize = sizeof(Scanner),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Scans CloudTrail documents into Arrow-layout column buffers.",
+    .tp_doc = "Scans CloudTrail documents into Arrow-layout column buffers.\n\n"
+              "add() walks a document without holding the GIL (taking it back only for the\n"
+              "fallback), so scanners in different threads run at once. One Scanner is used\n"
+              "by one thread at a time: a call while another is in progress raises\n"
+              "RuntimeError.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Scanner_init,
     .tp_dealloc = (destructor)Scanner_dealloc,
