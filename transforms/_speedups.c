@@ -1097,8 +1097,68 @@ static PyTypeObject ScannerType = {
     .tp_getset = Scanner_getset,
 };
 
+/* --- is_utf8: what ``str(data, "utf-8")`` accepts (RFC 3629: no overlong forms, no
+ * surrogates, nothing past U+10FFFF), without making the str ------------------------- */
+
+static int utf8_valid(const unsigned char *p, const unsigned char *end) {
+    while (p < end) {
+#if defined(__SSE2__)
+        while (end - p >= 16 && !_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)p))) p += 16;
+#endif
+        if (p >= end) break;
+        unsigned char c = *p;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (c < 0xC2) return 0; /* a continuation byte, or an overlong 2-byte form */
+        if (c < 0xE0) {
+            if (end - p < 2 || (p[1] & 0xC0) != 0x80) return 0;
+            p += 2;
+            continue;
+        }
+        if (c < 0xF0) {
+            if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && p[1] < 0xA0) return 0;  /* overlong */
+            if (c == 0xED && p[1] >= 0xA0) return 0; /* a surrogate */
+            p += 3;
+            continue;
+        }
+        if (c < 0xF5) {
+            if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
+                (p[3] & 0xC0) != 0x80)
+                return 0;
+            if (c == 0xF0 && p[1] < 0x90) return 0;  /* overlong */
+            if (c == 0xF4 && p[1] >= 0x90) return 0; /* past U+10FFFF */
+            p += 4;
+            continue;
+        }
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *is_utf8(PyObject *module, PyObject *arg) {
+    Py_buffer data;
+    if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0) return NULL;
+    const unsigned char *p = data.buf;
+    int valid;
+    Py_BEGIN_ALLOW_THREADS
+    valid = utf8_valid(p, p + data.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+    return PyBool_FromLong(valid);
+}
+
+static PyMethodDef module_methods[] = {
+    {"is_utf8", (PyCFunction)is_utf8, METH_O,
+     "is_utf8(data) -> whether str(data, 'utf-8') would succeed (without the GIL)"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_speedups", "Native scanning of CloudTrail documents.", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_speedups", "Native scanning of CloudTrail documents.", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {

@@ -37,6 +37,13 @@ def native_available() -> bool:
     return _speedups is not None and os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")
 
 
+def is_utf8(data: bytes | memoryview | Any) -> bool:
+    """Whether ``str(data, "utf-8")`` would succeed, found without making the str (the
+    native scanner must be built: see ``native_available``)."""
+    valid: bool = _speedups.is_utf8(data)
+    return valid
+
+
 def new_scanner(schema: TableSchema) -> Any | None:
     """A scanner of ``schema``'s records, or None where only the Python path is available.
 
