@@ -3,9 +3,12 @@
 ``transforms._speedups`` (C, built by ``pip install`` when a compiler is found) walks
 each document once and writes Arrow buffers (string views, validity bitmaps, list
 offsets) for every column, payloads as their exact bytes: no Python object per
-value. Records it does not handle go to the careful Python path one by one (see
-``transforms.records``). Without the extension, or with ``CTPARQUET_PURE_PYTHON=1``,
-everything decodes through msgspec; a test checks that both write the same table.
+value; members the schema does not know go to ``unmapped`` as the Python path writes
+them. It walks a document without the GIL, so batches in two threads parse on two
+cores. Records it does not handle (a value of an unexpected type, an escaped or
+repeated key) go to the careful Python path one by one (see ``transforms.records``).
+Without the extension, or with ``CTPARQUET_PURE_PYTHON=1``, everything decodes
+through msgspec; a test checks that both write the same table.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def native_available() -> bool:
     return _speedups is not None and os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")
 
 
-def is_utf8(data: bytes | memoryview | Any) -> bool:
+def is_utf8(data: Any) -> bool:
     """Whether ``str(data, "utf-8")`` would succeed, found without making the str (the
     native scanner must be built: see ``native_available``)."""
     valid: bool = _speedups.is_utf8(data)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ RECORD = (
 )
 
 
-def _capacities(scanner) -> list[int]:
+def _capacities(scanner: Any) -> list[int]:
     raw = scanner.capacities
     return list(struct.unpack(f"{len(raw) // 8}q", raw))
 
@@ -39,8 +40,12 @@ def test_a_new_scanner_starts_from_the_last_chunks_sizes(monkeypatch: pytest.Mon
     assert rows_to_frame(again).equals(frame)
 
 
-def test_capacities_of_another_shape_are_ignored():
+def test_capacities_of_another_shape_are_ignored(monkeypatch: pytest.MonkeyPatch):
     require(native.native_built(), "the native scanner is not built (no C compiler at install?)")
+    monkeypatch.setenv(native.PURE_PYTHON_ENV, "0")
+    scanner = native.new_scanner(EVENTS)
+    assert scanner is not None
+    scanner_type = type(scanner)
     spec = native._spec(EVENTS.root)
-    default = native._speedups.Scanner(spec).capacities
-    assert native._speedups.Scanner(spec, b"\x01" * 24).capacities == default
+    default = scanner_type(spec).capacities
+    assert scanner_type(spec, b"\x01" * 24).capacities == default

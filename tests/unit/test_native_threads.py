@@ -91,6 +91,7 @@ def _walk_seen_by_another_thread(records: int) -> bool:
             time.sleep(0.0002)  # lets the GIL go: the walk's thread is never kept waiting
 
     scanner = native.new_scanner(EVENTS)
+    assert scanner is not None
     thread = threading.Thread(target=probe)
     thread.start()
     try:
@@ -117,6 +118,7 @@ def test_the_walk_of_a_document_lets_other_threads_run(monkeypatch):
 def test_a_scanner_refuses_a_second_caller_while_it_walks(monkeypatch):
     _require_native()
     scanner = native.new_scanner(EVENTS)
+    assert scanner is not None
     errors: list[str] = []
 
     def fallback(span: bytes, position: int) -> None:

@@ -92,7 +92,8 @@ def _with_unknown_members(record: dict[str, Any], rng: Random, *, clean: bool) -
             target.update(items)
 
     if rng.random() < 0.3:  # a known struct that is null or empty, a known array empty
-        key, value = rng.choice([("tlsDetails", None), ("addendum", {}), ("resources", [])])
+        shapes: list[tuple[str, Any]] = [("tlsDetails", None), ("addendum", {}), ("resources", [])]
+        key, value = rng.choice(shapes)
         record[key] = value
     for path in rng.sample(KNOWN_OBJECTS, rng.randint(1, 4)):
         add(_object_at(record, path))
@@ -135,6 +136,7 @@ def _both(monkeypatch: pytest.MonkeyPatch, objects: list[LogBytes]):
 def _fallbacks(document: bytes) -> list[int]:
     """Positions the scanner hands to the Python path."""
     scanner = native.new_scanner(EVENTS)
+    assert scanner is not None
     handed: list[int] = []
 
     def fallback(span: bytes, position: int) -> None:
