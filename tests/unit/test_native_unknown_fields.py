@@ -211,3 +211,31 @@ def test_the_unmapped_text_is_the_python_paths(monkeypatch, members, unmapped):
     expected = None if unmapped is None else unmapped.decode()
     assert fast.placed.events["unmapped"].to_list() == [expected]
     assert _fallbacks(document) == []
+
+
+def _nested(levels: int) -> bytes:
+    return b"[" * levels + b"]" * levels
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        b'"deep":' + _nested(509),  # the record, plus 510 levels: as deep as the scanner goes
+        b'"deep":' + _nested(511),
+        b'"userIdentity":{"deep":' + _nested(509) + b"}",
+        b'"userIdentity":{"deep":' + _nested(600) + b"}",
+        b'"resources":[{"ARN":"a","deep":' + _nested(2_000) + b"}]",
+        b'"new":"\\ud800 alone"',
+        b'"new":"\\udc00"',
+        b'"new\\u0041":1',
+        b'"userIdentity":{"new":1,"new":2}',
+    ],
+)
+def test_hostile_unknown_members_behave_as_on_the_python_path(monkeypatch, members):
+    _require_native()
+    record = b'{"eventTime":"2024-01-05T10:00:00Z","awsRegion":"us-east-1","eventID":"e",'
+    good = record.replace(b'"e"', b'"g"') + b'"userAgent":"ua"}'
+    document = _document([good, record + members + b"}", good.replace(b'"g"', b'"h"')])
+    pure, fast = _both(monkeypatch, [LogBytes("k", document, "us-east-1")])
+    assert_frame_equal(pure.placed.events, fast.placed.events)
+    assert [p.as_dict() for p in pure.problems] == [p.as_dict() for p in fast.problems]
