@@ -898,9 +898,19 @@ static int enter(Scanner *self) {
 static PyObject *Scanner_add(Scanner *self, PyObject *args) {
     Py_buffer document;
     PyObject *fallback;
+    PyObject *copy = NULL;
     if (!PyArg_ParseTuple(args, "y*O", &document, &fallback)) return NULL;
+    if (!document.readonly) { /* another thread could change it under the walk: a copy */
+        copy = PyBytes_FromStringAndSize(document.buf, document.len);
+        PyBuffer_Release(&document);
+        if (!copy || PyObject_GetBuffer(copy, &document, PyBUF_SIMPLE) < 0) {
+            Py_XDECREF(copy);
+            return NULL;
+        }
+    }
     if (!enter(self)) {
         PyBuffer_Release(&document);
+        Py_XDECREF(copy);
         return NULL;
     }
     /* The buffer stays exported (and the object alive) until released: read without the GIL. */
@@ -913,6 +923,7 @@ static PyObject *Scanner_add(Scanner *self, PyObject *args) {
     self->thread = NULL;
     self->busy = 0;
     PyBuffer_Release(&document);
+    Py_XDECREF(copy);
     if (rc == OK) return PyLong_FromSsize_t(count);
     undo(self, self->document_mark);
     if (rc == NOMEM) return PyErr_NoMemory();

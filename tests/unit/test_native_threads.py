@@ -133,3 +133,19 @@ def test_a_scanner_refuses_a_second_caller_while_it_walks(monkeypatch):
     assert scanner.add(document, fallback) == 2
     assert errors == ["this Scanner is in use (one thread at a time)"]
     assert scanner.rows == 1  # the good record; the odd one was not a row
+
+
+def test_a_writable_document_scans_as_its_bytes(monkeypatch):
+    _require_native()
+    scanner = native.new_scanner(EVENTS)
+    assert scanner is not None
+    document = bytearray(b'{"Records":[' + GOOD + b"]}")
+    handed: list[int] = []
+
+    def fallback(span: bytes, position: int) -> None:
+        handed.append(position)
+
+    assert scanner.add(document, fallback) == 1
+    assert scanner.add(memoryview(bytes(document)), fallback) == 1
+    assert handed == []
+    assert scanner.rows == 2
