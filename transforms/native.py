@@ -3,9 +3,12 @@
 ``transforms._speedups`` (C, built by ``pip install`` when a compiler is found) walks
 each document once and writes Arrow buffers (string views, validity bitmaps, list
 offsets) for every column, payloads as their exact bytes: no Python object per
-value. Records it does not handle go to the careful Python path one by one (see
-``transforms.records``). Without the extension, or with ``CTPARQUET_PURE_PYTHON=1``,
-everything decodes through msgspec; a test checks that both write the same table.
+value; members the schema does not know go to ``unmapped`` as the Python path writes
+them. It walks a document without the GIL, so batches in two threads parse on two
+cores. Records it does not handle (a value of an unexpected type, an escaped or
+repeated key) go to the careful Python path one by one (see ``transforms.records``).
+Without the extension, or with ``CTPARQUET_PURE_PYTHON=1``, everything decodes
+through msgspec; a test checks that both write the same table.
 """
 
 from __future__ import annotations
@@ -37,11 +40,27 @@ def native_available() -> bool:
     return _speedups is not None and os.environ.get(PURE_PYTHON_ENV, "") in ("", "0")
 
 
+def is_utf8(data: Any) -> bool:
+    """Whether ``str(data, "utf-8")`` would succeed, found without making the str (the
+    native scanner must be built: see ``native_available``)."""
+    valid: bool = _speedups.is_utf8(data)
+    return valid
+
+
 def new_scanner(schema: TableSchema) -> Any | None:
-    """A scanner of ``schema``'s records, or None where only the Python path is available."""
+    """A scanner of ``schema``'s records, or None where only the Python path is available.
+
+    Its buffers start at the sizes the last chunk of this schema needed (a batch makes a
+    new scanner: growing each buffer from 1 KiB again cost ~8% of a run in copies).
+    A scanner is used by one thread at a time.
+    """
     if not native_available():
         return None
-    return _speedups.Scanner(_spec(schema.root))
+    return _speedups.Scanner(_spec(schema.root), _capacities.get(schema.name))
+
+
+_capacities: dict[str, bytes] = {}
+"""Per schema: the buffer capacities its last finished chunk needed (any thread's)."""
 
 
 @cache
@@ -59,6 +78,7 @@ def _spec(field_type: FieldType) -> tuple[Any, ...]:
 def scanned_frame(scanner: Any, schema: TableSchema) -> pl.DataFrame:
     """The scanner's rows as a frame of the record columns plus ``unmapped``; empties it."""
     (_, _, _, columns), unmapped = scanner.finish()
+    _capacities[schema.name] = scanner.capacities
     arrays = {
         f.name: _array(out, f.type) for f, out in zip(schema.record_fields, columns, strict=True)
     }

@@ -50,7 +50,8 @@ from schemas.cloudtrail import (
     Text,
 )
 from transforms.errors import Problem
-from transforms.native import new_scanner, scanned_frame
+from transforms.native import is_utf8 as native_is_utf8
+from transforms.native import native_available, new_scanner, scanned_frame
 
 _NULL = b"null"
 _NULL_RAW = msgspec.Raw(_NULL)
@@ -158,6 +159,8 @@ def is_utf8(data: bytes | msgspec.Raw) -> bool:
     """msgspec checks the strings it decodes, not the bytes inside a raw span: we do."""
     if isinstance(data, bytes) and data.isascii():  # CloudTrail nearly always is; vectorised
         return True
+    if native_available():  # the same answer without making the str (a quarter of documents)
+        return native_is_utf8(data)
     try:
         str(data, "utf-8")
     except UnicodeDecodeError:
