@@ -903,13 +903,15 @@ def _run_backfill(
     no_prefect: bool,
     on_progress: Any,
 ) -> dict[str, Any]:
-    from flows.backfill import run_backfill, set_progress_hook, with_dask
-    from flows.settings import Settings
-
     if no_prefect:
+        from flows.backfilling import run_backfill
+
         return run_backfill(
             source, dest, start, end, accounts=accounts, regions=regions, progress=on_progress
         ).as_json()
+    from flows.backfill import set_progress_hook, with_dask
+    from flows.settings import Settings
+
     settings = Settings()  # read from the environment
     address = dask or settings.dask_address
     with _prefect_api_for_workers(address):
