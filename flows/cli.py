@@ -16,7 +16,6 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperArgument, TyperCommand
 
 EXIT_OK = 0
@@ -951,6 +950,11 @@ def _prefect_api_for_workers(address: str | None) -> Iterator[None]:
 @contextlib.contextmanager
 def _progress(label: str, unit: str, *, hidden: bool) -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr (never with --json, nor off a terminal); yields its updater."""
+    if hidden or not _err.is_terminal:
+        yield _no_progress
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(),
@@ -959,7 +963,6 @@ def _progress(label: str, unit: str, *, hidden: bool) -> Iterator[Callable[[int,
         TimeElapsedColumn(),
         console=_err,
         transient=True,
-        disable=hidden or not _err.is_terminal,
     ) as bar:
         job = bar.add_task(label, total=None)
 
@@ -967,6 +970,10 @@ def _progress(label: str, unit: str, *, hidden: bool) -> Iterator[Callable[[int,
             bar.update(job, completed=done, total=total)
 
         yield on_progress
+
+
+def _no_progress(done: int, total: int) -> None:
+    """The progress updater where no bar is shown."""
 
 
 def _fail(error: Exception, as_json: bool) -> NoReturn:
