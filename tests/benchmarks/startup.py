@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,9 @@ HEAVY = (
     "pyarrow.dataset", "duckdb", "sqlglot", "jinja2", "plotly", "dask", "rich.progress",
 )  # fmt: skip
 """The packages worth naming when a command imports them (each costs 0.1-3 s)."""
+
+TINY_EVENTS = 300
+"""Distinct events in the tiny trail (one day of two regions, with its late deliveries)."""
 
 _DRIVER = """
 import json, sys
@@ -50,17 +54,34 @@ with open(out, "w") as file:
 """
 
 
-def modules_imported(args: list[str], env: dict[str, str], cwd: Path) -> tuple[object, set[str]]:
-    """Run ``ctparquet ARGS`` through the CLI's ``main`` in a fresh interpreter; its exit
-    status and every module it imported."""
+@dataclass(frozen=True)
+class CliRun:
+    """A ``ctparquet`` run in a fresh interpreter: its exit status, output, every module."""
+
+    exit: object
+    stdout: str
+    stderr: str
+    modules: frozenset[str]
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def imported(self, *packages: str) -> list[str]:
+        """Which of ``packages`` it imported (a package counts with any of its modules)."""
+        return [p for p in packages if any(m == p or m.startswith(p + ".") for m in self.modules)]
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path = ROOT) -> CliRun:
+    """Run ``ctparquet ARGS`` through the CLI's ``main`` in a fresh interpreter."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "modules.json"
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-c", _DRIVER, str(out), *args],
-            cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+            cwd=cwd, env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
         found = json.loads(out.read_text())
-    return found["exit"], set(found["modules"])
+    return CliRun(found["exit"], done.stdout, done.stderr, frozenset(found["modules"]))
 
 
 def without_prefect_api(home: Path) -> dict[str, str]:
@@ -78,7 +99,7 @@ def prepare(work: Path) -> dict[str, Path]:
     (folders["empty"] / "AWSLogs").mkdir(parents=True, exist_ok=True)
     if not (folders["table"] / "events").exists():
         shutil.rmtree(folders["trail"], ignore_errors=True)
-        generate_corpus(folders["trail"], seed=1, events=300, days=1, accounts=1)
+        generate_corpus(folders["trail"], seed=1, events=TINY_EVENTS, days=1, accounts=1)
         subprocess.run(
             [str(CTPARQUET), "ingest", str(folders["trail"]), str(folders["table"]),
              "--lookback-days", "0", "--no-prefect", "--json"],
@@ -90,14 +111,14 @@ def prepare(work: Path) -> dict[str, Path]:
 def commands(f: dict[str, Path], work: Path) -> dict[str, list[str]]:
     """Each subcommand (and the help) as a user types it, over the folders of ``prepare``."""
     trail, table, empty = str(f["trail"]), str(f["table"]), str(f["empty"])
-    day = ["--start", "2024-01-05", "--end", "2024-01-05"]
+    days = ["--start", "2024-01-05", "--end", "2024-01-06"]
     return {
         "--help": ["--help"],
         "ingest (empty source)": ["ingest", empty, str(work / "out-ingest")],
         "ingest (nothing new)": ["ingest", trail, table, "--lookback-days", "0"],
-        "backfill (empty source)": ["backfill", empty, str(work / "out-backfill"), *day],
+        "backfill (empty source)": ["backfill", empty, str(work / "out-backfill"), *days],
         "compact": ["compact", table],
-        "verify": ["verify", trail, table, *day],
+        "verify": ["verify", trail, table, *days],
         "redrive": ["redrive", table],
         "query": ["query", table, "SELECT count(*) AS n FROM cloudtrail_logs"],
         "hunt": ["hunt", table],
@@ -151,9 +172,9 @@ def main() -> None:
             wall, cpu = time_command(argv, env, args.cores)
             walls.append(wall)
             cpus.append(cpu)
-        status, modules = modules_imported(argv, env, ROOT)
-        heavy = [m for m in HEAVY if m in modules]
-        rows.append((name, statistics.median(walls), statistics.median(cpus), status, heavy))
+        run = run_cli(argv, env)
+        heavy = [m for m in HEAVY if m in run.modules]
+        rows.append((name, statistics.median(walls), statistics.median(cpus), run.exit, heavy))
         print(f"{name}: {rows[-1][1]:.2f} s", file=sys.stderr, flush=True)
     cached = "cached" if project_bytecode_cached() else "NOT cached (compiled at each import)"
     print(f"\n`ctparquet …`, no Prefect API, median of {args.repeat}; project bytecode {cached}\n")
