@@ -157,13 +157,14 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=None, help="pin to the first N CPUs")
     parser.add_argument("--only", nargs="+", help="commands whose name starts with these")
     parser.add_argument("--work", type=Path, default=ROOT / ".cache" / "startup")
+    parser.add_argument("--output", type=Path, help="also write every run's times here (JSON)")
     args = parser.parse_args()
     folders = prepare(args.work)
     env = without_prefect_api(args.work)
     table = commands(folders, args.work)
     if args.only:
         table = {k: v for k, v in table.items() if k.startswith(tuple(args.only))}
-    rows = []
+    rows, runs = [], {}
     for name, argv in table.items():
         walls, cpus = [], []
         for _ in range(args.repeat):
@@ -172,10 +173,13 @@ def main() -> None:
             wall, cpu = time_command(argv, env, args.cores)
             walls.append(wall)
             cpus.append(cpu)
+        runs[name] = {"wall": walls, "cpu": cpus}
         run = run_cli(argv, env)
         heavy = [m for m in HEAVY if m in run.modules]
         rows.append((name, statistics.median(walls), statistics.median(cpus), run.exit, heavy))
         print(f"{name}: {rows[-1][1]:.2f} s", file=sys.stderr, flush=True)
+    if args.output:
+        args.output.write_text(json.dumps(runs, indent=1))
     cached = "cached" if project_bytecode_cached() else "NOT cached (compiled at each import)"
     print(f"\n`ctparquet …`, no Prefect API, median of {args.repeat}; project bytecode {cached}\n")
     print("| command | wall s | CPU s | exit | heavy imports |")
