@@ -22,7 +22,10 @@ bench-stages: ## where one core's time goes: inflate, parse, columns, place, enc
 bench-query: ## bytes the seed's queries read: raw gzip JSON vs our table
 	$(PY) dev.py setup && .venv/bin/python -m tests.benchmarks.query_bytes --events 200000
 
+bench-startup: ## every subcommand's start-up (exec to exit, no Prefect API), median of 5
+	$(PY) dev.py setup && .venv/bin/python -m tests.benchmarks.startup --repeat 5
+
 bench-s3: ## S3 requests of scheduled runs over 10,000 objects of history (moto)
 	$(PY) dev.py setup && .venv/bin/python -m tests.benchmarks.s3_requests --objects 10000
 
-.PHONY: help demo test lint bench bench-stages bench-query bench-s3
+.PHONY: help demo test lint bench bench-stages bench-query bench-s3 bench-startup

@@ -1,23 +1,20 @@
 """The backfill flow: history on demand, one (account, region, delivery day) unit per task.
 
-Units are planned with delimiter listings (no object listed to plan), then
-converted as Prefect tasks, at most ``backfill_concurrency`` at a time. On the
-default task runner each task's thread hands its unit to a worker process (one
-per core, at most ``backfill_concurrency``): decoding holds the GIL, so threads
-alone would use one core. On a Dask cluster (prefect-dask, ``CTPARQUET_DASK_ADDRESS``
-or ``--dask``) the unit runs in the Dask worker itself. Each unit uses the same
-state as ``ingest`` (its day folder's mark), so a rerun does only what is missing
-and ingest and backfill never convert an object twice; a process's units share
-one eventID index per partition (docs/adr/0015).
+What the ``cloudtrail-backfill`` deployment runs, and ``ctparquet backfill`` with a
+Prefect API (or ``--prefect``); without one the CLI runs ``run_backfill``
+(``flows.backfilling``), the same units with no Prefect imported. Units are
+planned as there, then converted as Prefect tasks, at most ``backfill_concurrency``
+at a time. On the default task runner each task's thread hands its unit to a
+worker process (one per core, at most ``backfill_concurrency``): decoding holds the
+GIL, so threads alone would use one core. On a Dask cluster (prefect-dask,
+``CTPARQUET_DASK_ADDRESS`` or ``--dask``) the unit runs in the Dask worker itself.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import as_completed as processes_completed
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -27,74 +24,24 @@ from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
+from flows.backfilling import BackfillRangeError, UnitProgress, plan_units, run_backfill
 from flows.incremental import new_summary
 from flows.ingest import open_storages, publish_report
-from flows.listing import DayFolder, day_folders, days_between, discover
+from flows.listing import DayFolder
 from flows.report import RunSummary
 from flows.settings import Settings
-from flows.storage import Storage
 from flows.workers import process_pool, run_unit, unit_processes
-from transforms.errors import PipelineError, Problem
+from transforms.errors import Problem
 
-log = logging.getLogger(__name__)
-
-UnitProgress = Callable[[int, int], None]
-"""Called with (units done, units planned)."""
-
-
-class BackfillRangeError(PipelineError):
-    """The backfill's dates are not a range (start after end)."""
-
-
-def plan_units(
-    source: Storage,
-    start: date,
-    end: date,
-    *,
-    accounts: list[str] | None = None,
-    regions: list[str] | None = None,
-) -> list[DayFolder]:
-    """The (account, region, day) folders to convert: trails discovered, days in the range."""
-    if start > end:
-        raise BackfillRangeError(f"start {start} is after end {end}", key=source.url())
-    found = discover(source, accounts=accounts, regions=regions)
-    days = [d for d in days_between(start, end) if found.admits(d)]
-    return day_folders(found.trails, days)
-
-
-def run_backfill(
-    source_url: str,
-    dest_url: str,
-    start: date,
-    end: date,
-    *,
-    accounts: list[str] | None = None,
-    regions: list[str] | None = None,
-    now: datetime | None = None,
-    settings: Settings | None = None,
-    progress: UnitProgress | None = None,
-) -> RunSummary:
-    """The backfill as plain Python (no orchestrator), its units in worker processes."""
-    settings = settings or Settings()  # read from the environment
-    now = now or datetime.now(UTC)
-    started = time.perf_counter()
-    source, dest = open_storages(source_url, dest_url, settings)
-    units = plan_units(source, start, end, accounts=accounts, regions=regions)
-    summary = new_summary(source, dest)
-    summary.units = len(units)
-    if progress:
-        progress(0, len(units))
-    with process_pool(unit_processes(settings)) as pool:
-        jobs = [pool.submit(run_unit, source_url, dest_url, u, settings, now) for u in units]
-        for done, job in enumerate(processes_completed(jobs), 1):
-            summary.merge(job.result())
-            if progress:
-                progress(done, len(units))
-    summary.source_requests.update(source.requests())
-    summary.table_requests.update(dest.requests())
-    summary.seconds = time.perf_counter() - started
-    return summary
-
+__all__ = [
+    "BackfillRangeError",
+    "UnitProgress",
+    "backfill",
+    "plan_units",
+    "run_backfill",
+    "set_progress_hook",
+    "with_dask",
+]
 
 _unit_pool: ProcessPoolExecutor | None = None
 """The flow's worker processes, on the default (threads) task runner; None on Dask."""
@@ -211,7 +158,7 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
     context = FlowRunContext.get()
     on_threads = context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner)
     if on_threads and units:
-        _set_unit_pool(process_pool(unit_processes(settings)))
+        _set_unit_pool(process_pool(min(unit_processes(settings), len(units))))
     try:
         _submit_all(units, (source, dest, settings, now), collect)
     finally:

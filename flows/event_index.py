@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from flows.storage import Storage
@@ -290,6 +289,8 @@ class KnownEventIds:
             return None
 
     def _read_ids(self, path: str) -> pl.Series:
+        import pyarrow.dataset as ds  # noqa: PLC0415 - 60 ms of imports: only when read
+
         table = ds.dataset(path, filesystem=self._dest.fs, format="parquet")
         ids = pl.from_arrow(table.to_table(columns=[DEDUP_COLUMN]).column(DEDUP_COLUMN))
         assert isinstance(ids, pl.Series)

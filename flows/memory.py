@@ -10,22 +10,31 @@ trim the same way.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
-
-import pyarrow as pa
+import sys
 
 
 def use_system_allocator() -> None:
     """Arrow buffers from malloc, which ``release_freed_memory`` can hand back.
 
-    A pool the user chose (``ARROW_DEFAULT_MEMORY_POOL``) is left alone.
+    Said through ``ARROW_DEFAULT_MEMORY_POOL``, which Arrow reads when it makes its
+    first buffer: no pyarrow import for it (0.2 s of every command's start-up), and
+    worker processes inherit it. A pool the user chose there is left alone.
     """
-    if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
-        pa.set_memory_pool(pa.system_memory_pool())
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+    arrow = sys.modules.get("pyarrow")
+    if arrow is not None:  # already imported: its default pool may be chosen already
+        arrow.set_memory_pool(arrow.system_memory_pool())
 
 
-def _load_libc() -> ctypes.CDLL | None:
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """glibc, found once, on first use (finding it runs ``ldconfig``)."""
+    import ctypes.util  # noqa: PLC0415 - 50 ms of imports: only when a batch is done
+
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name) if name else None
@@ -34,10 +43,8 @@ def _load_libc() -> ctypes.CDLL | None:
     return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
-_libc = _load_libc()
-
-
 def release_freed_memory() -> None:
     """Return glibc's free memory to the system (a no-op where there is no glibc)."""
-    if _libc is not None:
-        _libc.malloc_trim(0)
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)

@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from flows.aws import boto3_client
 from flows.report import RunSummary
 from flows.settings import Settings
@@ -335,6 +333,8 @@ class AthenaDDL:
         """The statements run, in order (for the summary)."""
 
     def run(self, statement: str, database: str | None) -> None:
+        from botocore.exceptions import ClientError  # noqa: PLC0415 - botocore: only for AWS
+
         request: dict[str, Any] = {"QueryString": statement, "WorkGroup": self.workgroup}
         if database:
             request["QueryExecutionContext"] = {"Database": database}
@@ -372,6 +372,8 @@ def register_after_ingest(
     """
     if not (settings.glue_database and settings.glue_table):
         return [], []
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - only with Glue
+
     database = settings.glue_database
     tables = {
         "events": (settings.glue_table, summary.partitions),

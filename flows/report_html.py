@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import plotly.graph_objects as go
-
 from flows.query import query_storage
 from flows.render import rows_as_json
 from flows.storage import Storage
 from schemas.hunts import BEGINNING, sql_literal
 
 if TYPE_CHECKING:  # flows.hunting imports this module to publish the summary
+    import plotly.graph_objects as go
+
     from flows.hunting import Finding, HuntRun
 
 TOP = 15
@@ -130,6 +130,8 @@ def finding_rows(finding: Finding, limit: int = FINDING_ROWS_SHOWN) -> Rows:
 
 def charts(summary: TableSummary) -> list[tuple[str, go.Figure]]:
     """The page's figures, each with its heading."""
+    import plotly.graph_objects as go  # noqa: PLC0415 - plotly only to draw
+
     figures = [
         ("Events per day by region", _stacked(summary.per_day_region, "region")),
         ("Error codes over time", _stacked(summary.errors_per_day, "errorcode")),
@@ -148,6 +150,8 @@ def charts(summary: TableSummary) -> list[tuple[str, go.Figure]]:
 
 
 def _stacked(rows: Rows, series: str) -> go.Figure:
+    import plotly.graph_objects as go  # noqa: PLC0415 - plotly only to draw
+
     figure = go.Figure()
     for name in sorted({str(r[series]) for r in rows}):
         picked = [r for r in rows if str(r[series]) == name]
@@ -160,6 +164,8 @@ def _stacked(rows: Rows, series: str) -> go.Figure:
 
 
 def _ranked(rows: Rows) -> go.Figure:
+    import plotly.graph_objects as go  # noqa: PLC0415 - plotly only to draw
+
     ordered = list(reversed(rows))
     figure = go.Figure(
         go.Bar(
