@@ -2,13 +2,13 @@
 
 Units are planned with delimiter listings (no object listed to plan), then
 converted as Prefect tasks, at most ``backfill_concurrency`` at a time. On the
-default task runner each task's thread hands its unit to a worker process (one
-per core, at most ``backfill_concurrency``): decoding holds the GIL, so threads
-alone would use one core. On a Dask cluster (prefect-dask, ``CTPARQUET_DASK_ADDRESS``
-or ``--dask``) the unit runs in the Dask worker itself. Each unit uses the same
-state as ``ingest`` (its day folder's mark), so a rerun does only what is missing
-and ingest and backfill never convert an object twice; a process's units share
-one eventID index per partition (docs/adr/0015).
+default task runner each task's thread hands its unit to a worker thread (one
+per core, at most ``backfill_concurrency``: memory follows the cores, docs/adr/0017).
+On a Dask cluster (prefect-dask, ``CTPARQUET_DASK_ADDRESS`` or ``--dask``) the
+unit runs in the Dask worker itself. Each unit uses the same state as ``ingest``
+(its day folder's mark), so a rerun does only what is missing and ingest and
+backfill never convert an object twice; a worker's units share one eventID index
+per partition (docs/adr/0015).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import as_completed as processes_completed
+from concurrent.futures import Executor
+from concurrent.futures import as_completed as units_completed
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -33,7 +33,7 @@ from flows.listing import DayFolder, day_folders, days_between, discover
 from flows.report import RunSummary
 from flows.settings import Settings
 from flows.storage import Storage
-from flows.workers import process_pool, run_unit, unit_processes
+from flows.workers import run_unit, unit_pool
 from transforms.errors import PipelineError, Problem
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def run_backfill(
     settings: Settings | None = None,
     progress: UnitProgress | None = None,
 ) -> RunSummary:
-    """The backfill as plain Python (no orchestrator), its units in worker processes."""
+    """The backfill as plain Python (no orchestrator), its units on worker threads."""
     settings = settings or Settings()  # read from the environment
     now = now or datetime.now(UTC)
     started = time.perf_counter()
@@ -84,9 +84,9 @@ def run_backfill(
     summary.units = len(units)
     if progress:
         progress(0, len(units))
-    with process_pool(unit_processes(settings)) as pool:
+    with unit_pool(settings) as pool:
         jobs = [pool.submit(run_unit, source_url, dest_url, u, settings, now) for u in units]
-        for done, job in enumerate(processes_completed(jobs), 1):
+        for done, job in enumerate(units_completed(jobs), 1):
             summary.merge(job.result())
             if progress:
                 progress(done, len(units))
@@ -96,14 +96,14 @@ def run_backfill(
     return summary
 
 
-_unit_pool: ProcessPoolExecutor | None = None
-"""The flow's worker processes, on the default (threads) task runner; None on Dask."""
+_unit_pool: Executor | None = None
+"""The flow's worker threads, on the default (threads) task runner; None on Dask."""
 
 
 def run_unit_task(
     source_url: str, dest_url: str, unit: DayFolder, settings: Settings, now: datetime
 ) -> RunSummary:
-    """A unit as a task: in a worker process if the flow has a pool (threads), else here."""
+    """A unit as a task: on a worker thread if the flow has a pool (threads), else here."""
     pool = _unit_pool  # a Dask worker never has one: the unit runs in that worker process
     if pool is None:
         return run_unit(source_url, dest_url, unit, settings, now)
@@ -211,7 +211,7 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
     context = FlowRunContext.get()
     on_threads = context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner)
     if on_threads and units:
-        _set_unit_pool(process_pool(unit_processes(settings)))
+        _set_unit_pool(unit_pool(settings))
     try:
         _submit_all(units, (source, dest, settings, now), collect)
     finally:
@@ -234,8 +234,8 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
     return summary.as_json()
 
 
-def _set_unit_pool(pool: ProcessPoolExecutor | None) -> ProcessPoolExecutor | None:
-    """Install the flow's worker processes (or none); the ones installed before."""
+def _set_unit_pool(pool: Executor | None) -> Executor | None:
+    """Install the flow's worker threads (or none); the ones installed before."""
     global _unit_pool
     before, _unit_pool = _unit_pool, pool
     return before

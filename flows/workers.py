@@ -1,26 +1,24 @@
-"""Where batches and backfill units run: threads of this process for ingest, processes for units.
+"""Where batches and backfill units run: on threads of this process, one per usable core.
 
 Ingest: this thread lists and plans; worker threads decode, de-duplicate, encode
 and write batches, each under the partitions' leases with its own eventID index.
 Outcomes come back in batch order, so a day's state (written by this thread)
-never runs ahead of its data. Threads, not processes (docs/adr/0017): Polars,
-hashlib, zlib and file and network I/O release the GIL, and a thread costs no
-start-up and no second copy of the libraries (worker processes paid 1 s of
-imports each and doubled the run's memory).
-Backfill: each (account, region, day) unit runs whole in a worker process
-(``run_unit``). A process keeps one eventID index for the table across its units.
-This module imports no Prefect, so a worker process doesn't pay for it.
+never runs ahead of its data. Backfill: each (account, region, day) unit runs
+whole on a worker thread (``run_unit``), which keeps one eventID index for the
+table across its units. Threads, not processes (docs/adr/0017): Polars, hashlib,
+zlib, the native scanner and file and network I/O release the GIL, and a thread
+costs no start-up and no second copy of the libraries (worker processes paid 1 s
+of imports each and doubled the run's memory). This module imports no Prefect.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from types import TracebackType
@@ -117,46 +115,32 @@ class BatchWorkers:
         return outcome, dest.requests() - before
 
 
-def process_pool(processes: int) -> ProcessPoolExecutor:
-    """``processes`` worker processes, started now (their imports overlap the caller's work)."""
-    # spawn, not fork: the parent may run Prefect's threads, which fork would copy.
-    pool = ProcessPoolExecutor(
-        max_workers=processes, mp_context=multiprocessing.get_context("spawn")
-    )
-    for _ in range(processes):
-        pool.submit(_ready)
-    return pool
+def unit_pool(settings: Settings) -> ThreadPoolExecutor:
+    """Backfill's worker threads: units at a time, at most one per core this process may use."""
+    threads = max(1, min(settings.backfill_concurrency, usable_cores()))
+    return ThreadPoolExecutor(threads, thread_name_prefix="unit")
 
 
-def unit_processes(settings: Settings) -> int:
-    """Backfill worker processes: units at a time, at most one per core this process may use."""
-    return max(1, min(settings.backfill_concurrency, usable_cores()))
-
-
-def _ready() -> None:
-    """Nothing: submitted once per worker so the pool starts its processes now."""
-
-
-_tables: dict[tuple[str, int], tuple[Storage, KnownEventIds]] = {}
-"""In a worker process: the destination and its eventID index, per thread, kept across
-units (re-reading a partition's IDs for every batch made a run quadratic)."""
+_tables = threading.local()
+"""Each thread's destination and eventID index, by table URL, kept across its units (re-reading
+a partition's IDs for every batch made a run quadratic); gone with the thread."""
 
 
 def table_of(dest_url: str, settings: Settings) -> tuple[Storage, KnownEventIds]:
     """This thread's destination storage and eventID index for ``dest_url``."""
-    key = (dest_url, threading.get_ident())
-    if key not in _tables:
+    tables: dict[str, tuple[Storage, KnownEventIds]] = _tables.__dict__.setdefault("by_url", {})
+    if dest_url not in tables:
         dest = Storage(dest_url, settings=settings, counter=RequestCounter())
-        _tables[key] = (dest, KnownEventIds(dest))
-    return _tables[key]
+        tables[dest_url] = (dest, KnownEventIds(dest))
+    return tables[dest_url]
 
 
 def run_unit(
     source_url: str, dest_url: str, unit: DayFolder, settings: Settings, now: datetime
 ) -> RunSummary:
-    """Convert what is not done yet in one backfill unit (a worker process, a Dask worker).
+    """Convert what is not done yet in one backfill unit (a worker thread, a Dask worker).
 
-    Its batches share this process's eventID index, so a partition's index is read
+    Its batches share this thread's eventID index, so a partition's index is read
     once, not once per batch; its summary carries the requests it made.
     """
     source = Storage(source_url, settings=settings, counter=RequestCounter())
