@@ -7,8 +7,8 @@ its day: it reads no object twice and, when nothing is new, no log object at
 all. A first run over a trail with older history says how many delivery days it
 did not list, and the backfill command that converts them.
 
-This module imports no Prefect: ``ctparquet ingest --no-prefect`` and worker
-processes skip its start-up time and memory (about 0.8 s and 100 MB). The
+This module imports no Prefect: ``ctparquet ingest --no-prefect`` skips its
+start-up time and memory (about 0.8 s and 100 MB). The
 Prefect flow in ``flows.ingest`` runs this same function. Batches are converted
 by worker threads (``flows.workers``): one per usable core when there is more
 than one batch, unless ``workers`` says otherwise.
