@@ -5,8 +5,8 @@ Prefect API (or ``--prefect``); without one the CLI runs ``run_backfill``
 (``flows.backfilling``), the same units with no Prefect imported. Units are
 planned as there, then converted as Prefect tasks, at most ``backfill_concurrency``
 at a time. On the default task runner each task's thread hands its unit to a
-worker process (one per core, at most ``backfill_concurrency``): decoding holds the
-GIL, so threads alone would use one core. On a Dask cluster (prefect-dask,
+worker thread (one per core, at most ``backfill_concurrency``: memory follows the
+cores, docs/adr/0017). On a Dask cluster (prefect-dask,
 ``CTPARQUET_DASK_ADDRESS`` or ``--dask``) the unit runs in the Dask worker itself.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from flows.ingest import open_storages, publish_report
 from flows.listing import DayFolder
 from flows.report import RunSummary
 from flows.settings import Settings
-from flows.workers import process_pool, run_unit, unit_processes
+from flows.workers import run_unit, unit_pool
 from transforms.errors import Problem
 
 __all__ = [
@@ -43,14 +43,14 @@ __all__ = [
     "with_dask",
 ]
 
-_unit_pool: ProcessPoolExecutor | None = None
-"""The flow's worker processes, on the default (threads) task runner; None on Dask."""
+_unit_pool: Executor | None = None
+"""The flow's worker threads, on the default (threads) task runner; None on Dask."""
 
 
 def run_unit_task(
     source_url: str, dest_url: str, unit: DayFolder, settings: Settings, now: datetime
 ) -> RunSummary:
-    """A unit as a task: in a worker process if the flow has a pool (threads), else here."""
+    """A unit as a task: on a worker thread if the flow has a pool (threads), else here."""
     pool = _unit_pool  # a Dask worker never has one: the unit runs in that worker process
     if pool is None:
         return run_unit(source_url, dest_url, unit, settings, now)
@@ -158,7 +158,7 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
     context = FlowRunContext.get()
     on_threads = context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner)
     if on_threads and units:
-        _set_unit_pool(process_pool(min(unit_processes(settings), len(units))))
+        _set_unit_pool(unit_pool(settings, len(units)))
     try:
         _submit_all(units, (source, dest, settings, now), collect)
     finally:
@@ -181,8 +181,8 @@ def backfill(  # noqa: PLR0917 - a flow's parameters, named by the deployment
     return summary.as_json()
 
 
-def _set_unit_pool(pool: ProcessPoolExecutor | None) -> ProcessPoolExecutor | None:
-    """Install the flow's worker processes (or none); the ones installed before."""
+def _set_unit_pool(pool: Executor | None) -> Executor | None:
+    """Install the flow's worker threads (or none); the ones installed before."""
     global _unit_pool
     before, _unit_pool = _unit_pool, pool
     return before

@@ -1,12 +1,12 @@
 """The backfill job as plain Python: history on demand, one (account, region, delivery day)
-unit at a time in worker processes.
+unit at a time on worker threads.
 
-Units are planned with delimiter listings (no object listed to plan). Decoding
-holds the GIL, so each unit runs whole in a worker process (one per core, at
-most ``backfill_concurrency``). Each unit uses the same state as ``ingest`` (its
-day folder's mark), so a rerun does only what is missing and ingest and backfill
-never convert an object twice; a process's units share one eventID index per
-partition (docs/adr/0015).
+Units are planned with delimiter listings (no object listed to plan). Each unit
+runs whole on a worker thread (one per core, at most ``backfill_concurrency``:
+decoding and encoding release the GIL, docs/adr/0017). Each unit uses the same
+state as ``ingest`` (its day folder's mark), so a rerun does only what is missing
+and ingest and backfill never convert an object twice; a thread's units share one
+eventID index per partition (docs/adr/0015).
 
 This module imports no Prefect: ``ctparquet backfill`` without a Prefect API runs
 it and skips Prefect's start-up (2-3 s). The Prefect flow ``cloudtrail-backfill``
@@ -26,7 +26,7 @@ from flows.report import RunSummary
 from flows.run import open_storages
 from flows.settings import Settings
 from flows.storage import Storage
-from flows.workers import process_pool, run_unit, unit_processes
+from flows.workers import run_unit, unit_pool
 from transforms.errors import PipelineError
 
 UnitProgress = Callable[[int, int], None]
@@ -65,7 +65,7 @@ def run_backfill(
     settings: Settings | None = None,
     progress: UnitProgress | None = None,
 ) -> RunSummary:
-    """The backfill as plain Python (no orchestrator), its units in worker processes."""
+    """The backfill as plain Python (no orchestrator), its units on worker threads."""
     settings = settings or Settings()  # read from the environment
     now = now or datetime.now(UTC)
     started = time.perf_counter()
@@ -75,8 +75,8 @@ def run_backfill(
     summary.units = len(units)
     if progress:
         progress(0, len(units))
-    if units:  # no worker process started (1-2 s of imports each) for nothing to do
-        with process_pool(min(unit_processes(settings), len(units))) as pool:
+    if units:  # no worker thread started for nothing to do
+        with unit_pool(settings, len(units)) as pool:
             jobs = [pool.submit(run_unit, source_url, dest_url, u, settings, now) for u in units]
             for done, job in enumerate(as_completed(jobs), 1):
                 summary.merge(job.result())

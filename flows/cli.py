@@ -199,8 +199,8 @@ def ingest(
             min=1,
             metavar="N",
             envvar="CTPARQUET_WORKERS",
-            help="Processes converting batches in parallel (default 1): "
-            "give a big run the machine's cores.",
+            help="Threads converting batches in parallel (default: one per usable core "
+            "when more than one batch is pending, else 1).",
         ),
     ] = None,
     profile: ProfileOption = None,

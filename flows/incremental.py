@@ -189,7 +189,7 @@ def convert_days(
 ) -> None:
     """Convert the pending objects of ``works`` batch by batch, recording state after each.
 
-    ``run_batches`` converts a stream of batches elsewhere (worker processes) and yields
+    ``run_batches`` converts a stream of batches elsewhere (worker threads) and yields
     each batch with its outcome, in order; by default each goes through ``converter``.
     """
     settle = timedelta(minutes=settings.settle_minutes)

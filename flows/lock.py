@@ -6,6 +6,13 @@ expires. A lease left by a killed run is taken over once expired, with a write
 conditional on the ETag that was read (``If-Match``), so two runs cannot both
 take it. Releasing rewrites it as expired, again conditionally, so a holder that
 lost its lease never frees someone else's. See docs/adr/0010.
+
+While a block holds a lease (``held``), a thread keeps it alive: it renews the
+lease (conditionally, as ``renew`` does) when a third of its life is gone, so a holder
+that is slow on a loaded machine keeps its partition, and a killed one loses it
+at expiry as before. It renews only while the holder shows progress (calls
+``keep`` or ``check``) within ``HUNG_AFTER_TTLS`` lives of the lease: a hung
+holder loses its lease too. See docs/adr/0017.
 """
 
 from __future__ import annotations
@@ -16,10 +23,11 @@ import logging
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flows.storage import Storage
 from transforms.errors import PipelineError
@@ -29,6 +37,20 @@ log = logging.getLogger(__name__)
 LOCKS_FOLDER = "_state/locks"
 
 Clock = Callable[[], float]
+
+HUNG_AFTER_TTLS = 3.0
+"""A holder silent (no ``keep``/``check``) this many lease lives is hung: its lease is no
+longer kept alive. The longest silence of a working holder is one step of a partition's
+commit (refresh its index, encode, one PUT with its retries: under 3/4 of a life, as
+``keep`` insists), so 3 lives are slack for a loaded machine, and a hung holder frees
+its partition at most 4 lives after its last sign of life (20 min at the default TTL)."""
+
+HUNG_AFTER_TTLS = 3.0
+"""A holder silent (no ``keep``/``check``) this many lease lives is hung: its lease is no
+longer kept alive. The longest silence of a working holder is one step of a partition's
+commit (refresh its index, encode, one PUT with its retries: under 3/4 of a life, as
+``keep`` insists), so 3 lives are slack for a loaded machine, and a hung holder frees
+its partition at most 4 lives after its last sign of life (20 min at the default TTL)."""
 
 
 class LockTimeoutError(PipelineError):
@@ -45,7 +67,11 @@ class LeaseTooShortError(PipelineError):
 
 @dataclass
 class Lease:
-    """A held lock: where, by whom, its version tag, and until when (this process's clock)."""
+    """A held lock: where, by whom, its version tag, and until when (this process's clock).
+
+    One lock (``_guard``) serialises the holder's calls and the keep-alive thread's
+    renewals, so the version each conditional write names is the latest.
+    """
 
     storage: Storage
     path: str
@@ -56,16 +82,30 @@ class Lease:
     clock: Clock = time.time
     budget: float = 0.0
     """Seconds one PUT may take with its retries (``Storage.retry_budget_seconds``)."""
+    _guard: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _lost: LeaseLostError | None = field(default=None, repr=False)
+    """Set when a renewal found the lease taken over: the holder's next call raises it."""
+    _progress: float = field(default=0.0, repr=False)
+    """When the holder last showed it is working (acquired, ``keep``, ``check``)."""
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _keeper: threading.Thread | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._progress = self.clock()
 
     def check(self, margin: float | None = None) -> None:
         """Raise ``LeaseLostError`` unless the lease has ``margin`` seconds (default ttl/4) left."""
         margin = self.ttl / 4 if margin is None else margin
-        if self.clock() + margin > self.deadline:
-            raise LeaseLostError(
-                f"lease on {self.storage.url(self.path)} ran out (ttl {self.ttl:.0f} s); "
-                "raise CTPARQUET_LOCK_TTL_SECONDS if batches take this long",
-                key=self.storage.url(self.path),
-            )
+        with self._guard:
+            self._progress = self.clock()
+            if self._lost is not None:
+                raise self._lost
+            if self.clock() + margin > self.deadline:
+                raise LeaseLostError(
+                    f"lease on {self.storage.url(self.path)} ran out (ttl {self.ttl:.0f} s); "
+                    "raise CTPARQUET_LOCK_TTL_SECONDS if batches take this long",
+                    key=self.storage.url(self.path),
+                )
 
     def renew(self) -> None:
         """Push the expiry ``ttl`` seconds ahead; raise ``LeaseLostError`` if taken over.
@@ -73,16 +113,20 @@ class Lease:
         Safe even past the deadline: the write is conditional on this lease's own
         version, which anyone taking the lease over has replaced.
         """
-        now = self.clock()
-        version = self.storage.replace_if(
-            self.path, _body(self.owner, now + self.ttl), self.version
-        )
-        if version is None:
-            raise LeaseLostError(
-                f"lease on {self.storage.url(self.path)} was taken over",
-                key=self.storage.url(self.path),
+        with self._guard:
+            if self._lost is not None:
+                raise self._lost
+            now = self.clock()
+            version = self.storage.replace_if(
+                self.path, _body(self.owner, now + self.ttl), self.version
             )
-        self.version, self.deadline = version, now + self.ttl
+            if version is None:
+                self._lost = LeaseLostError(
+                    f"lease on {self.storage.url(self.path)} was taken over",
+                    key=self.storage.url(self.path),
+                )
+                raise self._lost
+            self.version, self.deadline = version, now + self.ttl
 
     def keep(self) -> None:
         """Before a PUT: make sure the lease outlives it, with its retries, or refuse.
@@ -93,14 +137,57 @@ class Lease:
         lease is too short, ``LeaseLostError`` if it was taken over meanwhile.
         """
         needed = _needed(self.ttl, self.budget, self.storage.url(self.path))
-        if self.clock() + max(needed, self.ttl / 2) > self.deadline:
-            self.renew()
-        self.check(needed)
+        with self._guard:
+            self._progress = self.clock()
+            if self.clock() + max(needed, self.ttl / 2) > self.deadline:
+                self.renew()
+            self.check(needed)
+
+    def keep_alive(self) -> Lease:
+        """Start the thread that renews this lease while its holder works; until ``release``."""
+        if self._keeper is None:
+            self._keeper = threading.Thread(
+                target=self._keep_alive, name=f"lease {self.path}", daemon=True
+            )
+            self._keeper.start()
+        return self
+
+    def _keep_alive(self) -> None:
+        # Wakes 8 times a lease's life: a renewal is due when a third of it is gone, so a
+        # late wake-up or a slow request on a loaded machine still leaves most of the life
+        # (at half, 2 s leases were still taken over from working holders at load 6).
+        while not self._stop.wait(self.ttl / 8):
+            with self._guard:
+                if self._stop.is_set() or self._lost is not None:
+                    return
+                now = self.clock()
+                if now - self._progress > HUNG_AFTER_TTLS * self.ttl:
+                    log.warning(
+                        "lease %s: its holder showed no progress for %.0f s; left to expire",
+                        self.storage.url(self.path), now - self._progress,
+                    )  # fmt: skip
+                    return
+                if now + self.ttl * 2 / 3 <= self.deadline:
+                    continue
+                try:
+                    self.renew()
+                except LeaseLostError:
+                    log.warning("lease %s was taken over", self.storage.url(self.path))
+                    return  # the holder's next keep() or check() raises it
+                except Exception as error:  # noqa: BLE001 - a failed renewal is tried again
+                    log.warning("lease %s: renewal failed (%s)", self.storage.url(self.path), error)
 
     def release(self) -> None:
-        """Mark the lease expired, unless another run took it over meanwhile."""
-        if self.storage.replace_if(self.path, _body(self.owner, 0.0), self.version) is None:
-            log.warning("lease %s was taken over before release", self.storage.url(self.path))
+        """Stop keeping the lease alive; mark it expired, unless another run took it over."""
+        self._stop.set()
+        if self._keeper is not None and self._keeper is not threading.current_thread():
+            self._keeper.join()
+        with self._guard:
+            if self._lost is not None:
+                log.warning("lease %s was taken over before release", self.storage.url(self.path))
+                return
+            if self.storage.replace_if(self.path, _body(self.owner, 0.0), self.version) is None:
+                log.warning("lease %s was taken over before release", self.storage.url(self.path))
 
 
 def owner_name() -> str:
@@ -151,7 +238,7 @@ def acquire(
 
 @contextlib.contextmanager
 def held(storage: Storage, path: str, *, wait: float | None = None) -> Iterator[Lease]:
-    """Hold the lease at ``path`` for a block, with the storage's lock settings.
+    """Hold the lease at ``path`` for a block, with the storage's lock settings, kept alive.
 
     ``wait``: seconds to wait for a live holder (0: one attempt), instead of the setting's.
     """
@@ -163,7 +250,7 @@ def held(storage: Storage, path: str, *, wait: float | None = None) -> Iterator[
         budget=storage.retry_budget_seconds,
     )
     try:
-        yield lease
+        yield lease.keep_alive()
     finally:
         lease.release()
 

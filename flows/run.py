@@ -7,9 +7,11 @@ its day: it reads no object twice and, when nothing is new, no log object at
 all. A first run over a trail with older history says how many delivery days it
 did not list, and the backfill command that converts them.
 
-This module imports no Prefect: ``ctparquet ingest --no-prefect`` and worker
-processes skip its start-up time and memory (about 0.8 s and 100 MB). The
-Prefect flow in ``flows.ingest`` runs this same function.
+This module imports no Prefect: ``ctparquet ingest --no-prefect`` skips its
+start-up time and memory (about 0.8 s and 100 MB). The
+Prefect flow in ``flows.ingest`` runs this same function. Batches are converted
+by worker threads (``flows.workers``): one per usable core when there is more
+than one batch, unless ``workers`` says otherwise.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from flows.incremental import (
     BatchConverter,
     DayWork,
     Progress,
+    batches,
     convert_days,
     log_plan,
     new_summary,
@@ -47,7 +50,7 @@ from flows.report import OutsideWindow, RunSummary
 from flows.settings import Settings
 from flows.state import UnsafeKeyError, pending_days, trail_key
 from flows.storage import Storage, remove_local_leftovers
-from flows.workers import BatchWorkers
+from flows.workers import BatchWorkers, batch_workers
 from transforms.errors import PipelineError
 
 
@@ -91,23 +94,29 @@ def run_ingest(
     started = time.perf_counter()
     source, dest = open_storages(source_url, dest_url, settings)
     summary = new_summary(source, dest)
-    # Worker processes start first, so their imports overlap the listing below.
-    with BatchWorkers(source, dest, settings) if settings.workers > 1 else nullcontext() as workers:
-        found = discover(source)
-        folders, pending = folders_to_list(source, dest, found, now.date(), lookback)
-        works = plan_days(source, dest, folders, summary, now, marked_pending=pending)
-        if lookback:
-            first = now.date() - timedelta(days=lookback - 1)
-            summary.days_outside_window = outside_window(source, found, works, first)
-            if summary.days_outside_window:
-                outside = summary.days_outside_window
-                outside.command = (
-                    f"ctparquet backfill {source_url} {dest_url} "
-                    f"--start {outside.first} --end {outside.last}"
-                )
-        log_plan(summary, sum(len(w.pending) for w in works), log)
-        # In this process, one index of the table's eventIDs for the whole run (refreshed
-        # under each partition's lease); each worker process keeps its own.
+    found = discover(source)
+    folders, pending = folders_to_list(source, dest, found, now.date(), lookback)
+    works = plan_days(source, dest, folders, summary, now, marked_pending=pending)
+    if lookback:
+        first = now.date() - timedelta(days=lookback - 1)
+        summary.days_outside_window = outside_window(source, found, works, first)
+        if summary.days_outside_window:
+            outside = summary.days_outside_window
+            outside.command = (
+                f"ctparquet backfill {source_url} {dest_url} "
+                f"--start {outside.first} --end {outside.last}"
+            )
+    log_plan(summary, sum(len(w.pending) for w in works), log)
+    planned = batches(
+        [item for work in works for item in work.pending],
+        settings.batch_bytes,
+        settings.batch_objects,
+    )
+    threads = batch_workers(settings, planned)
+    settings = settings.model_copy(update={"workers": threads})
+    with BatchWorkers(source, dest, settings) if threads > 1 else nullcontext() as workers:
+        # In this thread, one index of the table's eventIDs for the whole run (refreshed
+        # under each partition's lease); each worker thread keeps its own.
         known = KnownEventIds(dest)
         convert_days(
             source,

@@ -29,11 +29,13 @@ class Settings(BaseSettings):
     row_group_rows: int = Field(
         default=122_880, description="Rows per Parquet row group in written files.", gt=0
     )
-    workers: int = Field(
-        default=1,
+    workers: int | None = Field(
+        default=None,
         description=(
-            "Processes converting batches in parallel (use the machine's cores). Each "
-            "writes a partition only under its lease, so de-duplication sees every write."
+            "Threads converting an ingest run's batches in parallel. Unset: one per core "
+            "this process may use (its CPU affinity) when more than one batch is pending, "
+            "else 1. Each writes a partition only under its lease, so de-duplication sees "
+            "every write."
         ),
         gt=0,
     )

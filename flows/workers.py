@@ -1,28 +1,25 @@
-"""Work done in worker processes, each writing its own under the partitions' leases.
+"""Where batches and backfill units run: on threads of this process, one per usable core.
 
-Ingest: the parent lists and plans; workers decode, de-duplicate, encode and
-write batches, so a run uses every core it is given. Outcomes come back in batch
-order, so a day's state (written by the parent) never runs ahead of its data.
-Backfill: each (account, region, day) unit runs whole in a worker process
-(``run_unit``); decoding holds the GIL, so threads could not use a second core.
-A process keeps one eventID index for the table across its batches and units.
-
-Measured on the 1M-event benchmark (2 cores): committing in the parent left both
-workers waiting while it re-encoded every partition holding a redelivered event
-(1.33x the one-process rate, not ~2x); and workers start in 1-2 s of imports,
-which now overlap the parent's listing. This module imports no Prefect, so a
-worker doesn't pay for it.
+Ingest: this thread lists and plans; worker threads decode, de-duplicate, encode
+and write batches, each under the partitions' leases with its own eventID index.
+Outcomes come back in batch order, so a day's state (written by this thread)
+never runs ahead of its data. Backfill: each (account, region, day) unit runs
+whole on a worker thread (``run_unit``), which keeps one eventID index for the
+table across its units. Threads, not processes (docs/adr/0017): Polars, hashlib,
+zlib and file and network I/O release the GIL (and the native scanner, once it
+parses without it), and a thread costs no start-up and no second copy of the
+libraries (worker processes paid 1 s of imports each and doubled the run's
+memory). This module imports no Prefect.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
 from types import TracebackType
@@ -40,12 +37,31 @@ from flows.storage import Storage
 WorkerResult = tuple[BatchOutcome, Counter[str]]
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, as ``taskset`` or a cgroup sets it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def batch_workers(settings: Settings, batches: Iterator[object]) -> int:
+    """Threads converting a run's batches: the setting if given, else one per usable core
+    when more than one batch is pending, else 1 (a thread would only wait)."""
+    if settings.workers is not None:
+        return settings.workers
+    more_than_one = next(batches, None) is not None and next(batches, None) is not None
+    return usable_cores() if more_than_one else 1
+
+
 class BatchWorkers:
-    """A pool of worker processes for one run; started at once, used by ``convert``."""
+    """Threads converting one run's batches (``settings.workers`` of them), used by ``convert``."""
 
     def __init__(self, source: Storage, dest: Storage, settings: Settings) -> None:
         self._source, self._dest, self._settings = source, dest, settings
-        self._pool = process_pool(settings.workers)
+        self._threads = settings.workers or 1
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="batch")
+        self._local = threading.local()
+        """Each worker thread's destination and eventID index, for this run only."""
 
     def __enter__(self) -> BatchWorkers:
         return self
@@ -61,7 +77,11 @@ class BatchWorkers:
     def convert(
         self, groups: Iterator[list[PendingObject]]
     ) -> Iterator[tuple[list[PendingObject], BatchOutcome]]:
-        """Convert each batch in a worker; yield it with its outcome, in order, few in flight."""
+        """Convert each batch in a worker; yield it with its outcome, in order, few in flight.
+
+        At most one batch per thread is converting and one more waits (only its list of
+        objects), so memory is bounded by the threads' batches, as it was by processes'.
+        """
         in_flight: deque[tuple[list[PendingObject], Future[WorkerResult]]] = deque()
 
         def finish_oldest() -> tuple[list[PendingObject], BatchOutcome]:
@@ -70,71 +90,59 @@ class BatchWorkers:
             self._dest.counter.add(table_requests)
             return batch, outcome
 
-        source_url, dest_url = self._source.url(), self._dest.url()
         for batch in groups:
-            job = self._pool.submit(_convert, source_url, dest_url, self._settings, batch)
-            in_flight.append((batch, job))
-            if len(in_flight) > self._settings.workers:
+            in_flight.append((batch, self._pool.submit(self._convert, batch)))
+            if len(in_flight) > self._threads:
                 yield finish_oldest()
         while in_flight:
             yield finish_oldest()
 
+    def _convert(self, batch: list[PendingObject]) -> WorkerResult:
+        """One batch in a worker thread; with the table requests it made (the run counts).
 
-def process_pool(processes: int) -> ProcessPoolExecutor:
-    """``processes`` worker processes, started now (their imports overlap the caller's work)."""
-    # spawn, not fork: the parent may run Prefect's threads, which fork would copy.
-    pool = ProcessPoolExecutor(
-        max_workers=processes, mp_context=multiprocessing.get_context("spawn")
-    )
-    for _ in range(processes):
-        pool.submit(_ready)
-    return pool
-
-
-def unit_processes(settings: Settings) -> int:
-    """Backfill worker processes: units at a time, at most one per core this process may use."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(settings.backfill_concurrency, cores or 1))
-
-
-def _ready() -> None:
-    """Nothing: submitted once per worker so the pool starts its processes now."""
+        The source is the run's own (its reads are counted there; s3fs and the local
+        filesystem take calls from any thread); the destination is this thread's, so
+        its counter and eventID index are used by this thread alone.
+        """
+        if not hasattr(self._local, "table"):
+            dest = Storage(self._dest.url(), settings=self._settings, counter=RequestCounter())
+            self._local.table = (dest, KnownEventIds(dest))
+        dest, known = self._local.table
+        before = dest.requests()
+        outcome = convert_batch(
+            self._source, dest, batch, row_group_rows=self._settings.row_group_rows, known=known
+        )
+        release_freed_memory()
+        return outcome, dest.requests() - before
 
 
-_tables: dict[tuple[str, int], tuple[Storage, KnownEventIds]] = {}
-"""In a process: the destination and its eventID index, per thread, kept across batches
-and units (re-reading a partition's IDs for every batch made a run quadratic)."""
+def unit_pool(settings: Settings, units: int) -> ThreadPoolExecutor:
+    """Backfill's worker threads: units at a time, at most one per core this process may use,
+    and no more than there are ``units``."""
+    threads = max(1, min(settings.backfill_concurrency, usable_cores(), units))
+    return ThreadPoolExecutor(threads, thread_name_prefix="unit")
+
+
+_tables = threading.local()
+"""Each thread's destination and eventID index, by table URL, kept across its units (re-reading
+a partition's IDs for every batch made a run quadratic); gone with the thread."""
 
 
 def table_of(dest_url: str, settings: Settings) -> tuple[Storage, KnownEventIds]:
     """This thread's destination storage and eventID index for ``dest_url``."""
-    key = (dest_url, threading.get_ident())
-    if key not in _tables:
+    tables: dict[str, tuple[Storage, KnownEventIds]] = _tables.__dict__.setdefault("by_url", {})
+    if dest_url not in tables:
         dest = Storage(dest_url, settings=settings, counter=RequestCounter())
-        _tables[key] = (dest, KnownEventIds(dest))
-    return _tables[key]
-
-
-def _convert(
-    source_url: str, dest_url: str, settings: Settings, batch: list[PendingObject]
-) -> WorkerResult:
-    """One batch in a worker process; with the table requests it made (the parent counts)."""
-    source = Storage(source_url, settings=settings, counter=RequestCounter())
-    dest, known = table_of(dest_url, settings)
-    before = dest.requests()
-    outcome = convert_batch(
-        source, dest, batch, row_group_rows=settings.row_group_rows, known=known
-    )
-    release_freed_memory()
-    return outcome, dest.requests() - before
+        tables[dest_url] = (dest, KnownEventIds(dest))
+    return tables[dest_url]
 
 
 def run_unit(
     source_url: str, dest_url: str, unit: DayFolder, settings: Settings, now: datetime
 ) -> RunSummary:
-    """Convert what is not done yet in one backfill unit (a worker process, a Dask worker).
+    """Convert what is not done yet in one backfill unit (a worker thread, a Dask worker).
 
-    Its batches share this process's eventID index, so a partition's index is read
+    Its batches share this thread's eventID index, so a partition's index is read
     once, not once per batch; its summary carries the requests it made.
     """
     source = Storage(source_url, settings=settings, counter=RequestCounter())

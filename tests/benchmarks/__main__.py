@@ -7,9 +7,9 @@ Generates a seeded corpus once into ``.cache/``, then alternates the contenders
 reports medians: events/s, MB/s of uncompressed JSON, CPU-seconds, peak RSS of the
 whole process tree, output bytes, and our ratio to DuckDB on the same cores.
 
-- ours: the ``ctparquet ingest SOURCE DEST --lookback-days 0 --no-prefect --workers N``
-  process (N = cores; otherwise default settings), timed from its start to its exit
-  (start-up included).
+- ours: the ``ctparquet ingest SOURCE DEST --lookback-days 0 --no-prefect`` process
+  with default settings (its worker threads: one per core it may use), timed from its
+  start to its exit (start-up included).
 - ours-inprocess: ``flows.run.run_ingest`` in a warm process (imports not timed).
 - duckdb, duckdb-snappy: DuckDB's fastest forms found (``--duckdb-forms`` times every form tried):
   ``COPY (SELECT … FROM read_json(…, format = 'auto', records = true, columns = …))
@@ -178,7 +178,7 @@ def run_ours_inprocess(source: Path, out: Path, cores: int) -> dict[str, float]:
     from flows.run import run_ingest
     from flows.settings import Settings
 
-    settings = Settings(workers=cores)
+    settings = Settings()  # pinned to ``cores``: the default uses that many worker threads
     summary = run_ingest(str(source / "AWSLogs"), str(out), settings=settings, lookback_days=0)
     return {"events": summary.events_read}
 
@@ -268,8 +268,8 @@ def measure(name: str, source: Path, cores: int, form: str = DUCKDB_BEST) -> dic
     out = CACHE / f"out-{name}-{cores}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PREFECT_HOME": str(CACHE / "prefect")}
-    if name == "ours":  # one worker per core (the default is 1: see ADR 16)
-        command = ingest_command(source, out, "--no-prefect", "--workers", str(cores))
+    if name == "ours":  # default settings: a worker thread per core it may use (ADR 17)
+        command = ingest_command(source, out, "--no-prefect")
     elif name == "ours-startup":  # the same process over an empty source: its fixed cost
         (CACHE / "empty" / "AWSLogs").mkdir(parents=True, exist_ok=True)
         command = ingest_command(CACHE / "empty", out, "--no-prefect")

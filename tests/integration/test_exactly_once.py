@@ -142,7 +142,7 @@ def test_the_prefect_flow_killed_mid_way_then_rerun_keeps_every_event_once(prefe
     assert_exactly_once(LAKE, trail.event_ids)
 
 
-def test_worker_processes_write_every_event_once_and_their_requests_are_counted(trail):
+def test_worker_threads_write_every_event_once_and_their_requests_are_counted(trail):
     # Each worker commits its own batches under the partitions' leases, with its own index.
     settings = Settings(batch_objects=2, lookback_days=0, workers=2)
     summary = run_ingest("s3://trail/", LAKE, settings=settings)
@@ -150,6 +150,8 @@ def test_worker_processes_write_every_event_once_and_their_requests_are_counted(
     assert summary.duplicates_dropped == 1
     # The data, batch and state PUTs happen in the workers; the summary still counts them.
     assert summary.table_requests["PutObject"] >= summary.files_written + len(summary.partitions)
+    # So are the workers' reads of the log objects: one GET each.
+    assert summary.source_requests["GetObject"] == summary.objects_converted == 13
 
 
 def test_a_partition_another_writer_holds_is_written_after_the_free_ones(tmp_path):

@@ -127,7 +127,7 @@ def test_cli_json_summary_is_the_last_stdout_line(every_delivery_day, logs, tmp_
     assert summary["events_table"] == str(tmp_path / "lake" / "events")
 
 
-def test_cli_workers_option_converts_in_worker_processes(
+def test_cli_workers_option_converts_on_worker_threads(
     every_delivery_day, logs, tmp_path, monkeypatch
 ):
     from flows.workers import BatchWorkers
@@ -167,7 +167,7 @@ def test_cli_refuses_a_destination_inside_the_source(logs):
 
 
 def test_ingest_without_prefect_imports_no_prefect(every_delivery_day, logs, tmp_path):
-    # Prefect costs ~0.8 s and ~100 MB per process: --no-prefect and worker processes skip it.
+    # Prefect costs ~0.8 s and ~100 MB per process: --no-prefect skips it.
     args = ["ingest", str(logs), str(tmp_path / "lake"), "--no-prefect", "--workers", "2"]
     program = (
         "import sys\n"

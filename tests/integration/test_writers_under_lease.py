@@ -1,15 +1,13 @@
 """Every writer under the partition lease, and no PUT under a lease that may expire first.
 
-Redrive takes the partition lease as ingest does; backfill runs its units in
-worker processes that share one eventID index per partition across batches;
+Redrive takes the partition lease as ingest does; backfill runs its units on
+worker threads that share one eventID index per partition across batches;
 a lease too short for the S3 retries of a PUT is refused before any PUT is made.
 """
 
 from __future__ import annotations
 
 import gzip
-import json
-import os
 import threading
 from collections import Counter
 from datetime import date
@@ -95,7 +93,11 @@ def trail_of_two_days(trail: Trail) -> None:
             trail.deliver(ACCOUNT_A, region, at(day, "1400"), events=2)
 
 
-def test_backfill_runs_its_units_in_worker_processes_and_converts_each_event_once(tmp_path):
+def test_backfill_runs_its_units_on_worker_threads_and_converts_each_event_once(
+    tmp_path, monkeypatch
+):
+    import flows.backfill
+
     trail = Trail(root=tmp_path / "logs")
     trail_of_two_days(trail)
     # The day-2 unit redelivers an event of day 1's afternoon (a partition both units write).
@@ -103,19 +105,22 @@ def test_backfill_runs_its_units_in_worker_processes_and_converts_each_event_onc
     again = record(first_afternoon, at("2024-03-01", "1355"), "us-east-1", ACCOUNT_A)
     trail.deliver(ACCOUNT_A, "us-east-1", at("2024-03-02", "1500"), events=1, extra_records=[again])
     table = tmp_path / "table"
+    ran_on: list[str] = []
+
+    def watched(*args):
+        ran_on.append(threading.current_thread().name)
+        return run_unit(*args)
+
+    monkeypatch.setattr(flows.backfill, "run_unit", watched)
     summary = run_backfill(
         trail.url, str(table), date(2024, 3, 1), date(2024, 3, 2),
         now=NOW, settings=Settings(backfill_concurrency=2),
     )  # fmt: skip
     assert (summary.units, summary.duplicates_dropped) == (4, 1)
     assert_exactly_once(str(table), trail.event_ids)
-    # Every partition was written from a worker process: a lease names its last holder.
-    holders = {
-        json.loads(lock.read_text())["owner"].split(":")[1]
-        for lock in (table / "_state" / "locks").rglob("lock.json")
-    }
-    assert holders
-    assert str(os.getpid()) not in holders
+    # Every unit ran on a worker thread, not the caller's.
+    assert len(ran_on) == 4
+    assert all(name.startswith("unit") for name in ran_on)
 
 
 def test_a_backfill_unit_reads_a_partitions_index_once_across_its_batches(tmp_path):

@@ -1,0 +1,120 @@
+"""How many threads convert an ingest run's batches, and that they write each event once.
+
+The default is the cores the process may use when more than one batch is pending,
+else 1; the runs here are real ``run_ingest`` calls in a child process pinned (CPU
+affinity, as ``taskset`` sets it) to a chosen number of cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from flows.run import run_ingest
+from flows.settings import Settings
+from flows.workers import BatchWorkers, batch_workers, usable_cores
+from tests.conftest import require
+from tests.trail import ACCOUNT_A, ACCOUNT_B, Trail, assert_exactly_once, at
+
+CHILD = """
+import json, os, sys
+from flows.run import run_ingest
+from flows.workers import BatchWorkers
+
+os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:int(sys.argv[3])])
+pools = []
+start = BatchWorkers.__init__
+def recording(self, source, dest, settings):
+    pools.append(settings.workers)
+    start(self, source, dest, settings)
+BatchWorkers.__init__ = recording
+summary = run_ingest(sys.argv[1], sys.argv[2], lookback_days=0)
+print(json.dumps({"pools": pools, "events": summary.events_written}))
+"""
+
+
+def trail_of(root, objects: int) -> Trail:
+    trail = Trail(root=root)
+    for n in range(objects):
+        account = (ACCOUNT_A, ACCOUNT_B)[n % 2]
+        trail.deliver(account, "us-east-1", at("2024-03-10", f"{n:02d}00"), events=3)
+    return trail
+
+
+def ingest_pinned(trail: Trail, table, cores: int, **env: str) -> dict:
+    """``run_ingest`` with default settings (but ``env``) in a child pinned to ``cores``."""
+    found = subprocess.run(
+        [sys.executable, "-c", CHILD, trail.url, str(table), str(cores)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict = json.loads(found.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_usable_cores_are_the_processes_affinity():
+    assert usable_cores() == len(os.sched_getaffinity(0))
+
+
+def test_the_setting_wins_else_one_thread_per_core_for_more_than_one_batch():
+    assert batch_workers(Settings(workers=3), iter([])) == 3
+    assert batch_workers(Settings(), iter([])) == 1
+    assert batch_workers(Settings(), iter([["one batch"]])) == 1
+    assert batch_workers(Settings(), iter([["one"], ["two"]])) == usable_cores()
+
+
+def test_a_run_of_many_batches_uses_every_core_it_may(tmp_path):
+    require(len(os.sched_getaffinity(0)) >= 2, "two usable cores")
+    trail = trail_of(tmp_path / "logs", 6)
+    found = ingest_pinned(trail, tmp_path / "table", 2, CTPARQUET_BATCH_OBJECTS="1")
+    assert found["pools"] == [2]
+    assert found["events"] == 18
+    assert_exactly_once(str(tmp_path / "table"), trail.event_ids)
+
+
+def test_one_core_or_one_batch_converts_in_the_calling_thread(tmp_path):
+    trail = trail_of(tmp_path / "logs", 6)
+    assert ingest_pinned(trail, tmp_path / "one-core", 1, CTPARQUET_BATCH_OBJECTS="1") == {
+        "pools": [],
+        "events": 18,
+    }
+    assert ingest_pinned(trail, tmp_path / "one-batch", 2) == {"pools": [], "events": 18}
+    assert_exactly_once(str(tmp_path / "one-batch"), trail.event_ids)
+
+
+def test_the_workers_setting_overrides_the_cores(tmp_path):
+    trail = trail_of(tmp_path / "logs", 4)
+    found = ingest_pinned(
+        trail, tmp_path / "table", 1, CTPARQUET_BATCH_OBJECTS="1", CTPARQUET_WORKERS="3"
+    )
+    assert found["pools"] == [3]
+    assert_exactly_once(str(tmp_path / "table"), trail.event_ids)
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_worker_threads_write_every_event_once_and_advance_every_day(
+    tmp_path, monkeypatch, threads
+):
+    trail = trail_of(tmp_path / "logs", 8)
+    seen: set[str] = set()
+    convert = BatchWorkers._convert
+
+    def watching(self: BatchWorkers, batch: list) -> object:
+        seen.add(threading.current_thread().name)
+        return convert(self, batch)
+
+    monkeypatch.setattr(BatchWorkers, "_convert", watching)
+    settings = Settings(batch_objects=1, lookback_days=0, workers=threads)
+    summary = run_ingest(trail.url, str(tmp_path / "table"), settings=settings)
+    assert summary.objects_converted == 8
+    assert len(seen) >= 2 and all(name.startswith("batch") for name in seen)
+    assert_exactly_once(str(tmp_path / "table"), trail.event_ids)
+    again = run_ingest(trail.url, str(tmp_path / "table"), settings=settings)
+    assert again.objects_converted == 0  # every day's state advanced past its batches
