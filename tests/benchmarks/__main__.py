@@ -15,8 +15,8 @@ whole process tree, output bytes, and our ratio to DuckDB on the same cores.
   ``COPY (SELECT … FROM read_json(…, format = 'auto', records = true, columns = …))
   TO … (FORMAT PARQUET, COMPRESSION ZSTD, PARTITION_BY (region, year, month, day))``
   with the columns we produce (typed structs, payloads as JSON text), ``threads`` =
-  cores; only the COPY statement is timed. duckdb-snappy is the same with DuckDB's
-  default codec (no COMPRESSION); each round runs both, and the faster is the peer.
+  cores; only the COPY statement is timed. duckdb-snappy is the same with SNAPPY, DuckDB's
+  default codec; each round runs both, and the faster is the peer.
 - ours-startup: the same ``ctparquet ingest`` over an empty source (its fixed cost,
   on the same cores); "after start-up" is our ratio with it taken off.
 - floor: decompress (isal) + split records (msgspec spans), one core.

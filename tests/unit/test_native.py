@@ -59,7 +59,8 @@ def _require_native() -> None:
     require(native.native_built(), "the native scanner is not built (no C compiler at install?)")
 
 
-def _both(monkeypatch: pytest.MonkeyPatch, objects: list[LogBytes]):
+def both_paths(monkeypatch: pytest.MonkeyPatch, objects: list[LogBytes]):
+    """The batch converted by the pure-Python path, then by the native scanner."""
     monkeypatch.setenv(native.PURE_PYTHON_ENV, "1")
     pure = convert_objects(objects)
     monkeypatch.setenv(native.PURE_PYTHON_ENV, "0")
@@ -67,7 +68,7 @@ def _both(monkeypatch: pytest.MonkeyPatch, objects: list[LogBytes]):
     return pure, fast
 
 
-def _assert_same(pure, fast) -> None:
+def assert_same_output(pure, fast) -> None:
     assert_frame_equal(pure.placed.events, fast.placed.events)
     assert [p.as_dict() for p in pure.problems] == [p.as_dict() for p in fast.problems]
     assert pure.placed.duplicates_dropped == fast.placed.duplicates_dropped
@@ -86,8 +87,8 @@ def test_the_switch_chooses_the_path(monkeypatch):
 def test_an_odd_record_among_good_ones_gives_the_same_rows_and_problems(monkeypatch, odd):
     _require_native()
     document = b'{"Records":[' + GOOD + b"," + odd + b"," + GOOD.replace(b'"g"', b'"h"') + b"]}"
-    pure, fast = _both(monkeypatch, [LogBytes("k", document, "us-east-1")])
-    _assert_same(pure, fast)
+    pure, fast = both_paths(monkeypatch, [LogBytes("k", document, "us-east-1")])
+    assert_same_output(pure, fast)
 
 
 def test_the_scanner_takes_documents_the_pure_path_reads_whole(monkeypatch):
@@ -107,9 +108,9 @@ def test_a_seeded_corpus_gives_the_same_frame_both_ways(monkeypatch, tmp_path: P
     generate_corpus(tmp_path, seed=7, events=3_000, events_per_object=150, unknown_field_rate=0.05)
     paths = sorted(p for p in tmp_path.rglob("*.json.gz") if "/CloudTrail/" in p.as_posix())
     objects = [LogBytes(p.as_posix(), p.read_bytes(), p.parts[-5]) for p in paths]
-    pure, fast = _both(monkeypatch, objects)
+    pure, fast = both_paths(monkeypatch, objects)
     assert pure.placed.events.height > 2_900
-    _assert_same(pure, fast)
+    assert_same_output(pure, fast)
 
 
 def test_the_hostile_corpus_gives_the_same_frame_both_ways(monkeypatch, tmp_path: Path):
@@ -118,9 +119,9 @@ def test_the_hostile_corpus_gives_the_same_frame_both_ways(monkeypatch, tmp_path
     objects = [
         LogBytes(name, path.read_bytes(), "us-east-1") for name, path in corpus.objects.items()
     ]
-    pure, fast = _both(monkeypatch, objects)
+    pure, fast = both_paths(monkeypatch, objects)
     assert pure.problems  # it is hostile
-    _assert_same(pure, fast)
+    assert_same_output(pure, fast)
 
 
 def test_a_document_split_across_chunks_keeps_its_order(monkeypatch):
@@ -134,6 +135,6 @@ def test_a_document_split_across_chunks_keeps_its_order(monkeypatch):
     ]
     # a broken document between scanned ones takes the pure path, in its place
     objects.insert(3, LogBytes("broken", b'{"Records":[' + GOOD + b",{,}]}", "us-east-1"))
-    pure, fast = _both(monkeypatch, objects)
-    _assert_same(pure, fast)
+    pure, fast = both_paths(monkeypatch, objects)
+    assert_same_output(pure, fast)
     assert isinstance(fast.placed.events, pl.DataFrame)

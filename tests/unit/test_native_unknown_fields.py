@@ -14,8 +14,9 @@ from polars.testing import assert_frame_equal
 from schemas.cloudtrail import EVENTS
 from tests.conftest import require
 from tests.corpus import generate_corpus
+from tests.unit.test_native import assert_same_output, both_paths
 from transforms import native
-from transforms.convert import LogBytes, convert_objects
+from transforms.convert import LogBytes
 from transforms.decode import decompress
 
 # Objects the schema knows, where CloudTrail may add a field: (path of keys, the struct's keys).
@@ -125,14 +126,6 @@ def _document(records: list[bytes]) -> bytes:
     return b'{"Records":[' + b",".join(records) + b"]}"
 
 
-def _both(monkeypatch: pytest.MonkeyPatch, objects: list[LogBytes]):
-    monkeypatch.setenv(native.PURE_PYTHON_ENV, "1")
-    pure = convert_objects(objects)
-    monkeypatch.setenv(native.PURE_PYTHON_ENV, "0")
-    fast = convert_objects(objects)
-    return pure, fast
-
-
 def _fallbacks(document: bytes) -> list[int]:
     """Positions the scanner hands to the Python path."""
     scanner = native.new_scanner(EVENTS)
@@ -156,9 +149,8 @@ def test_unknown_members_at_every_depth_give_the_python_paths_rows(monkeypatch, 
         LogBytes(f"k{i}", _document(clean[i : i + 50]), "us-east-1")
         for i in range(0, len(clean), 50)
     ]
-    pure, fast = _both(monkeypatch, objects)
-    assert_frame_equal(pure.placed.events, fast.placed.events)
-    assert [p.as_dict() for p in pure.problems] == [p.as_dict() for p in fast.problems]
+    pure, fast = both_paths(monkeypatch, objects)
+    assert_same_output(pure, fast)
     unmapped = fast.placed.events["unmapped"]
     assert unmapped.null_count() == 0  # every record had some
     assert unmapped.str.contains('"userIdentity":{', literal=True).any()
@@ -176,9 +168,8 @@ def test_what_the_scanner_cannot_reproduce_still_takes_the_python_path(monkeypat
         LogBytes(f"k{i}", _document(mixed[i : i + 40]), "us-east-1")
         for i in range(0, len(mixed), 40)
     ]
-    pure, fast = _both(monkeypatch, objects)
-    assert_frame_equal(pure.placed.events, fast.placed.events)
-    assert [p.as_dict() for p in pure.problems] == [p.as_dict() for p in fast.problems]
+    pure, fast = both_paths(monkeypatch, objects)
+    assert_same_output(pure, fast)
     assert _fallbacks(_document(mixed))  # the odd ones did go to it
 
 
@@ -206,7 +197,7 @@ def test_the_unmapped_text_is_the_python_paths(monkeypatch, members, unmapped):
     _require_native()
     record = b'{"eventTime":"2024-01-05T10:00:00Z","awsRegion":"us-east-1","eventID":"e",'
     document = _document([record + members + b"}"])
-    pure, fast = _both(monkeypatch, [LogBytes("k", document, "us-east-1")])
+    pure, fast = both_paths(monkeypatch, [LogBytes("k", document, "us-east-1")])
     assert_frame_equal(pure.placed.events, fast.placed.events)
     expected = None if unmapped is None else unmapped.decode()
     assert fast.placed.events["unmapped"].to_list() == [expected]
@@ -236,6 +227,6 @@ def test_hostile_unknown_members_behave_as_on_the_python_path(monkeypatch, membe
     record = b'{"eventTime":"2024-01-05T10:00:00Z","awsRegion":"us-east-1","eventID":"e",'
     good = record.replace(b'"e"', b'"g"') + b'"userAgent":"ua"}'
     document = _document([good, record + members + b"}", good.replace(b'"g"', b'"h"')])
-    pure, fast = _both(monkeypatch, [LogBytes("k", document, "us-east-1")])
+    pure, fast = both_paths(monkeypatch, [LogBytes("k", document, "us-east-1")])
     assert_frame_equal(pure.placed.events, fast.placed.events)
     assert [p.as_dict() for p in pure.problems] == [p.as_dict() for p in fast.problems]
