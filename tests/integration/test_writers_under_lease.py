@@ -14,7 +14,7 @@ from datetime import date
 
 import pytest
 
-from flows.backfill import plan_units, run_backfill
+from flows.backfilling import plan_units, run_backfill
 from flows.ingest import run_ingest
 from flows.lock import LeaseTooShortError, LockTimeoutError, partition_lock
 from flows.redriving import run_redrive
@@ -96,7 +96,7 @@ def trail_of_two_days(trail: Trail) -> None:
 def test_backfill_runs_its_units_on_worker_threads_and_converts_each_event_once(
     tmp_path, monkeypatch
 ):
-    import flows.backfill
+    import flows.backfilling
 
     trail = Trail(root=tmp_path / "logs")
     trail_of_two_days(trail)
@@ -111,7 +111,7 @@ def test_backfill_runs_its_units_on_worker_threads_and_converts_each_event_once(
         ran_on.append(threading.current_thread().name)
         return run_unit(*args)
 
-    monkeypatch.setattr(flows.backfill, "run_unit", watched)
+    monkeypatch.setattr(flows.backfilling, "run_unit", watched)
     summary = run_backfill(
         trail.url, str(table), date(2024, 3, 1), date(2024, 3, 2),
         now=NOW, settings=Settings(backfill_concurrency=2),
