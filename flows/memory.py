@@ -30,6 +30,14 @@ def use_system_allocator() -> None:
         arrow.set_memory_pool(arrow.system_memory_pool())
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                     "uordblks", "fordblks", "keepcost")
+    ]  # fmt: skip
+
+
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
     """glibc, found once, on first use (finding it runs ``ldconfig``)."""
@@ -40,7 +48,11 @@ def _libc() -> ctypes.CDLL | None:
         libc = ctypes.CDLL(name) if name else None
     except OSError:
         return None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+    if libc is None or not hasattr(libc, "malloc_trim"):
+        return None
+    if hasattr(libc, "mallinfo2"):  # glibc 2.33+: how much is free, to trim only when worth it
+        libc.mallinfo2.restype = _MallInfo2
+    return libc
 
 
 TRIM_ABOVE_FREE_BYTES = 128 << 20
@@ -50,22 +62,12 @@ of system time in a 300,000-event run on one core, against 73,000 and 0.7-1.0 s 
 for a peak RSS of 255 MB instead of 251 (a batch frees less than this each time)."""
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                     "uordblks", "fordblks", "keepcost")
-    ]  # fmt: skip
-
-
 def release_freed_memory(above: int = TRIM_ABOVE_FREE_BYTES) -> None:
     """Return glibc's free memory to the system once it holds more than ``above`` bytes free
     (a no-op where there is no glibc; every time where glibc cannot say how much is free)."""
     libc = _libc()
     if libc is None:
         return
-    if hasattr(libc, "mallinfo2"):  # glibc 2.33+
-        libc.mallinfo2.restype = _MallInfo2
-        if libc.mallinfo2().fordblks <= above:
-            return
+    if hasattr(libc, "mallinfo2") and libc.mallinfo2().fordblks <= above:
+        return
     libc.malloc_trim(0)

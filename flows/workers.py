@@ -6,8 +6,8 @@ Outcomes come back in batch order, so a day's state (written by this thread)
 never runs ahead of its data. Backfill: each (account, region, day) unit runs
 whole on a worker thread (``run_unit``), which keeps one eventID index for the
 table across its units. Threads, not processes (docs/adr/0017): Polars, hashlib,
-zlib and file and network I/O release the GIL (and the native scanner, once it
-parses without it), and a thread costs no start-up and no second copy of the
+zlib, file and network I/O and the native scanner's walk of a document release
+the GIL, and a thread costs no start-up and no second copy of the
 libraries (worker processes paid 1 s of imports each and doubled the run's
 memory). This module imports no Prefect.
 """
