@@ -45,13 +45,6 @@ commit (refresh its index, encode, one PUT with its retries: under 3/4 of a life
 ``keep`` insists), so 3 lives are slack for a loaded machine, and a hung holder frees
 its partition at most 4 lives after its last sign of life (20 min at the default TTL)."""
 
-HUNG_AFTER_TTLS = 3.0
-"""A holder silent (no ``keep``/``check``) this many lease lives is hung: its lease is no
-longer kept alive. The longest silence of a working holder is one step of a partition's
-commit (refresh its index, encode, one PUT with its retries: under 3/4 of a life, as
-``keep`` insists), so 3 lives are slack for a loaded machine, and a hung holder frees
-its partition at most 4 lives after its last sign of life (20 min at the default TTL)."""
-
 
 class LockTimeoutError(PipelineError):
     """Another run held a lock longer than this run was willing to wait."""
