@@ -226,7 +226,12 @@ def settled(obj: StoredObject, name: str, now: datetime, settle: timedelta) -> b
     """Is an object older than the settle margin (by its name's time, else its upload)?"""
     match = _NAME_TIME.search(name)
     if match:
-        stamp = datetime.strptime(match[1], "%Y%m%dT%H%M").replace(tzinfo=UTC)
+        # YYYYMMDDTHHmm by hand: strptime cost 20 µs an object, before any batch could start.
+        text = match[1]
+        stamp = datetime(
+            int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]), int(text[11:13]),
+            tzinfo=UTC,
+        )  # fmt: skip
     elif obj.modified is not None:
         stamp = obj.modified
     else:

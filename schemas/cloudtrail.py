@@ -229,6 +229,12 @@ class TableSchema:
     def columns(self) -> tuple[Field, ...]:
         return self.record_fields + DERIVED_FIELDS
 
+    def __hash__(self) -> int:
+        # Schemas key cached lookups made per document (the decoders, per object): the
+        # generated hash walked every field each time, 65 µs, 1.4% of a run. Equal schemas
+        # have equal names, so this is a valid hash.
+        return hash(self.name)
+
 
 EVENTS = TableSchema("events", RECORD_FIELDS)
 """The API events table: the standard Athena CloudTrail table's columns and more."""
