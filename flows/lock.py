@@ -176,10 +176,10 @@ class Lease:
         if self._keeper is not None and self._keeper is not threading.current_thread():
             self._keeper.join()
         with self._guard:
-            if self._lost is not None:
-                log.warning("lease %s was taken over before release", self.storage.url(self.path))
-                return
-            if self.storage.replace_if(self.path, _body(self.owner, 0.0), self.version) is None:
+            # Known lost: no write at all. Else the write is conditional on our version.
+            if self._lost is not None or (
+                self.storage.replace_if(self.path, _body(self.owner, 0.0), self.version) is None
+            ):
                 log.warning("lease %s was taken over before release", self.storage.url(self.path))
 
 

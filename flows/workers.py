@@ -60,8 +60,6 @@ class BatchWorkers:
         self._source, self._dest, self._settings = source, dest, settings
         self._threads = settings.workers or 1
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="batch")
-        self._local = threading.local()
-        """Each worker thread's destination and eventID index, for this run only."""
 
     def __enter__(self) -> BatchWorkers:
         return self
@@ -101,13 +99,11 @@ class BatchWorkers:
         """One batch in a worker thread; with the table requests it made (the run counts).
 
         The source is the run's own (its reads are counted there; s3fs and the local
-        filesystem take calls from any thread); the destination is this thread's, so
-        its counter and eventID index are used by this thread alone.
+        filesystem take calls from any thread); the destination is this thread's
+        (``table_of``), so its counter and eventID index are used by this thread alone,
+        and go with the pool's threads at the run's end.
         """
-        if not hasattr(self._local, "table"):
-            dest = Storage(self._dest.url(), settings=self._settings, counter=RequestCounter())
-            self._local.table = (dest, KnownEventIds(dest))
-        dest, known = self._local.table
+        dest, known = table_of(self._dest.url(), self._settings)
         before = dest.requests()
         outcome = convert_batch(
             self._source, dest, batch, row_group_rows=self._settings.row_group_rows, known=known
