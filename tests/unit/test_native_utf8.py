@@ -55,3 +55,17 @@ def test_random_text_with_damage_anywhere_in_long_ascii_runs():
             del data[rng.randrange(len(data)) :]
         assert native.is_utf8(bytes(data)) == _python_says(bytes(data)), bytes(data)
         assert native.is_utf8(msgspec.Raw(bytes(data))) == _python_says(bytes(data))
+
+
+def test_documents_checked_without_the_gil_get_the_same_answers():
+    # From 64 KiB the check lets the GIL go: the same walk, on a document-sized input.
+    _require_native()
+    rng = Random(5)
+    body = ("{" + '"userAgent":"aws-cli é€",' * 4_000 + "}").encode()
+    assert len(body) > 64 << 10
+    for _ in range(200):
+        data = bytearray(body)
+        data[rng.randrange(len(data))] = rng.randrange(256)
+        assert native.is_utf8(bytes(data)) == _python_says(bytes(data))
+    assert native.is_utf8(body) is True
+    assert native.is_utf8(body[:-2] + b"\xc3") is False  # cut inside a character, at the end
