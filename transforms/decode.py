@@ -14,14 +14,10 @@ from dataclasses import dataclass
 from typing import cast
 
 import msgspec
-
-try:  # ISA-L inflates ~1.8x faster than zlib; same format, optional.
-    from isal import isal_zlib as _zlib
-except ImportError:  # pragma: no cover - isal is a declared dependency
-    import zlib as _zlib  # type: ignore[no-redef]
+from isal import igzip_lib  # ISA-L inflates ~1.8x faster than zlib; the same format
 
 # isal's stub declares its error an instance; it is a class (igzip_lib.IsalError).
-_INFLATE_ERRORS = (cast("type[Exception]", _zlib.error), zlib.error, OSError, ValueError)
+_INFLATE_ERRORS = (cast("type[Exception]", igzip_lib.IsalError), zlib.error, OSError, ValueError)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UTF8_BOM = b"\xef\xbb\xbf"
@@ -63,11 +59,13 @@ def decompress(data: bytes, max_bytes: int = MAX_INFLATED_BYTES) -> tuple[bytes,
     rest = data
     try:
         while True:
-            inflater = _zlib.decompressobj(wbits=31)
-            pending = rest
-            while not inflater.eof:
-                chunk = inflater.decompress(pending, _CHUNK)
-                pending = inflater.unconsumed_tail
+            inflater = igzip_lib.IgzipDecompressor(flag=igzip_lib.DECOMP_GZIP)
+            # A gzip stream ends with its last member's inflated size: for one member (every
+            # CloudTrail object) the output is then made in one buffer of the right size,
+            # not grown and copied (14% of inflating; the copy held the GIL).
+            room = max_bytes - inflated + 1
+            chunk = inflater.decompress(rest, min(_trailer_size(rest) + 1, room))
+            while True:
                 inflated += len(chunk)
                 if inflated > max_bytes:
                     return b"", (
@@ -75,8 +73,9 @@ def decompress(data: bytes, max_bytes: int = MAX_INFLATED_BYTES) -> tuple[bytes,
                         "not read"
                     )
                 parts.append(chunk)
-                if not chunk and not pending:
+                if inflater.eof or inflater.needs_input or not chunk:
                     break
+                chunk = inflater.decompress(b"", min(_CHUNK, max_bytes - inflated + 1))
             if not inflater.eof:
                 return _joined(parts), _ENDS_EARLY
             rest = inflater.unused_data
@@ -88,12 +87,18 @@ def decompress(data: bytes, max_bytes: int = MAX_INFLATED_BYTES) -> tuple[bytes,
         return _joined(parts), f"gzip stream is damaged ({error}); read what came before"
 
 
+def _trailer_size(stream: bytes) -> int:
+    """The inflated size a gzip stream's last 4 bytes state (modulo 2**32; a hint only)."""
+    return int.from_bytes(stream[-4:], "little") if len(stream) >= 4 else 0
+
+
 _ENDS_EARLY = "gzip stream is damaged (it ends early); read what came before"
 _BYTES_AFTER = "gzip stream is damaged (bytes after its end); read what came before"
 
 
 def _joined(parts: list[bytes]) -> bytes:
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+    whole = [part for part in parts if part]
+    return whole[0] if len(whole) == 1 else b"".join(whole)
 
 
 def split_records(document: bytes) -> DecodedObject:

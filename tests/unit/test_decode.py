@@ -27,6 +27,24 @@ def test_multi_member_gzip_reads_every_member():
     assert decompress(data) == (GOOD, None)
 
 
+def test_members_of_every_size_are_read_whatever_the_last_one_says_of_its_size():
+    # The last member's stated size sizes the first buffer; it never bounds what is read.
+    big = b'{"Records":[' + b",".join(b'{"eventID":"%d"}' % i for i in range(20_000)) + b"]}"
+    cut = len(big) // 3
+    for data, whole in (
+        (gzip.compress(big), big),
+        (gzip.compress(big[:cut]) + gzip.compress(big[cut:]), big),  # first member larger
+        (gzip.compress(b"") + gzip.compress(GOOD), GOOD),  # an empty member first
+        (gzip.compress(big[:-cut]) + gzip.compress(big[-cut:]), big),
+    ):
+        assert decompress(data) == (whole, None)
+    stated_wrong = bytearray(gzip.compress(big))
+    stated_wrong[-4:] = (7).to_bytes(4, "little")  # a size that is not the content's
+    document, problem = decompress(bytes(stated_wrong))
+    assert problem is not None and "gzip stream is damaged" in problem  # never read short quietly
+    assert big.startswith(document)
+
+
 def test_truncated_gzip_keeps_the_complete_records_before_the_damage():
     compressed = gzip.compress(GOOD * 1)
     document, problem = decompress(compressed[: len(compressed) - 12])
