@@ -40,6 +40,12 @@ _NAME_TIME = re.compile(r"_(\d{8}T\d{4})Z_")
 """CloudTrail names objects ``ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHmmZ_UNIQUE.json.gz``."""
 
 
+def _json(value: object) -> bytes:
+    """A state record as compact JSON: the C encoder (``indent`` takes the pure-Python one,
+    0.15 s of a 300,000-event run, holding the GIL)."""
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
 def record_converted(
     dest: Storage,
     batch: str,
@@ -66,9 +72,7 @@ def record_converted(
             "objects": [_object_json(entry) for entry in entries],
             "batch_counts": totals,
         }
-        dest.write_atomically(
-            converted_record_path(dest, day, batch), json.dumps(record, indent=0).encode()
-        )
+        dest.write_atomically(converted_record_path(dest, day, batch), _json(record))
 
 
 def converted_record_path(dest: Storage, day: date, batch: str) -> str:
@@ -179,7 +183,7 @@ class DayState:
         }
         if self.failures:
             found["failures"] = dict(sorted(self.failures.items()))
-        return json.dumps(found, indent=0).encode()
+        return _json(found)
 
     @classmethod
     def from_json(cls, data: bytes) -> DayState:
@@ -287,7 +291,7 @@ def pending_marker_path(dest: Storage, trail_key: str, day: date) -> str:
 def mark_pending(dest: Storage, path: str, names: Iterable[str]) -> None:
     """Name a folder pending (before its state records the failures: a kill between leaves
     a marker with nothing to do, never failures nobody looks for)."""
-    dest.write_atomically(path, json.dumps({"unread": sorted(names)}, indent=0).encode())
+    dest.write_atomically(path, _json({"unread": sorted(names)}))
 
 
 def clear_pending(dest: Storage, path: str) -> None:
