@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -13,11 +14,13 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.exceptions import Exit
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -98,8 +101,20 @@ def app() -> None:
     """Convert AWS CloudTrail logs into a partitioned Parquet table for Athena."""
 
 
-_out = Console()
-_err = Console(stderr=True)
+@functools.cache
+def _console(stderr: bool) -> Console:
+    """Rich prints the human output; imported only then (``--json`` runs never need it)."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _out() -> Console:
+    return _console(stderr=False)
+
+
+def _err() -> Console:
+    return _console(stderr=True)
 
 
 _SOURCE = "Folder or s3:// URL holding AWSLogs/… objects."
@@ -130,10 +145,11 @@ def _use_prefect(asked: bool | None) -> bool:
     if asked is None:
         asked = prefect_api_configured()
         if not asked:
-            _err.print(
-                "Running without Prefect (no PREFECT_API_URL); pass --prefect for a run record.",
-                highlight=False,
+            # Plain, not rich: a --json run would import rich (about 0.05 s) for this line.
+            sys.stderr.write(
+                "Running without Prefect (no PREFECT_API_URL); pass --prefect for a run record.\n"
             )
+            sys.stderr.flush()  # ahead of anything on stdout, as rich's print was
     # Prefect's temporary server gets 20 s to start by default: too few on a busy machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     return asked
@@ -255,7 +271,7 @@ def _finish_run(
     """End a converting command: the summary (JSON last line, or for people), the exit code."""
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
     if as_json:
-        _out.file.write(json.dumps(summary) + "\n")
+        sys.stdout.write(json.dumps(summary) + "\n")
     else:
         print_human(summary)
     raise Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
@@ -281,7 +297,7 @@ def _run_ingest(
 
 def _print_ingest(summary: dict[str, Any]) -> None:
     skipped = ", ".join(f"{n} {reason}" for reason, n in summary["objects_skipped"].items())
-    _out.print(
+    _out().print(
         f"Converted {summary['objects_converted']:,} of {summary['objects_seen']:,} objects "
         f"({skipped or 'none skipped'}).\n"
         f"Wrote {summary['events_written']:,} events into {summary['partitions_written']} "
@@ -293,13 +309,13 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         highlight=False,
     )
     if summary.get("insight_events_written"):
-        _out.print(
+        _out().print(
             f"Wrote {summary['insight_events_written']:,} Insights events into "
             f"{summary['insights_table']}",
             highlight=False,
         )
     for entry in summary.get("catalog", []):
-        _out.print(
+        _out().print(
             f"Glue table {entry['database']}.{entry['table']}: {entry['action']}", highlight=False
         )
     source, table = summary["requests"]["source"], summary["requests"]["table"]
@@ -314,13 +330,13 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         if source["total"] + table["total"]
         else ""
     )
-    _out.print(
+    _out().print(
         f"{units}{summary['days_listed']:,} day folders listed, {summary['days_complete']:,} "
         f"already complete{requests}.",
         highlight=False,
     )
     if outside := summary.get("days_outside_window"):
-        _out.print(
+        _out().print(
             f"[yellow]{outside['days']:,} delivery days older than the window[/yellow] "
             f"({outside['first']} to {outside['last']}) were not listed. To convert them: "
             f"{outside['command']} (or run ingest once with --lookback-days 0).",
@@ -328,7 +344,7 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         )
     _print_problems(summary)
     if summary.get("objects_quarantined"):
-        _out.print(
+        _out().print(
             f"{summary['objects_quarantined']:,} objects quarantined: see _quarantine/ beside "
             "the table; `ctparquet redrive DEST` after a fix.",
             highlight=False,
@@ -337,10 +353,10 @@ def _print_ingest(summary: dict[str, Any]) -> None:
 
 def _print_problems(summary: dict[str, Any]) -> None:
     if summary["problems_count"]:
-        _out.print(f"[yellow]{summary['problems_count']} problems[/yellow] (first ones):")
+        _out().print(f"[yellow]{summary['problems_count']} problems[/yellow] (first ones):")
         for problem in summary["problems"][:10]:
             where = f" record {problem['record']}" if "record" in problem else ""
-            _out.print(f"  {problem['key']}{where}: {problem['reason']}", highlight=False)
+            _out().print(f"  {problem['key']}{where}: {problem['reason']}", highlight=False)
 
 
 @app.command()
@@ -390,9 +406,9 @@ def compact(
     except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
         _fail(error, as_json)
     if as_json:
-        _out.file.write(json.dumps(result) + "\n")
+        sys.stdout.write(json.dumps(result) + "\n")
     else:
-        _out.print(
+        _out().print(
             f"Compacted {result['partitions_compacted']} of {result['partitions_seen']} "
             f"partitions (before {result['before']}): {result['files_before']} files -> "
             f"{result['files_after']}, {result['bytes_after'] / 1e6:.1f} MB, "
@@ -400,9 +416,9 @@ def compact(
             highlight=False,
         )
         for problem in result["problems"][:10]:
-            _out.print(f"  {problem['key']}: {problem['reason']}", highlight=False)
+            _out().print(f"  {problem['key']}: {problem['reason']}", highlight=False)
         for busy in result["partitions_busy"][:10]:
-            _out.print(
+            _out().print(
                 f"  {busy}: another writer held its lease; left for the next run", highlight=False
             )
     raise Exit(EXIT_PROBLEMS if result["problems_count"] else EXIT_OK)
@@ -462,7 +478,7 @@ def _run_redrive(dest: str, on_progress: Any, no_prefect: bool) -> dict[str, Any
 
 
 def _print_redrive(summary: dict[str, Any]) -> None:
-    _out.print(
+    _out().print(
         f"Re-drove {summary['objects_seen']:,} quarantined objects "
         f"({summary['quarantine_files']} quarantine files): "
         f"{summary['objects_cleared']:,} cleared, "
@@ -543,7 +559,7 @@ def verify(
 
 def _print_verify(summary: dict[str, Any]) -> None:
     source, table = summary["requests"]["source"], summary["requests"]["table"]
-    _out.print(
+    _out().print(
         f"Verified delivery days {summary['start']}..{summary['end']}: "
         f"{summary.get('objects_seen', 0):,} log objects in "
         f"{summary.get('day_folders_listed', 0):,} day folders, "
@@ -562,14 +578,14 @@ def _print_verify(summary: dict[str, Any]) -> None:
     )
     if summary.get("repair"):
         repaired = summary["repair"]
-        _out.print(
+        _out().print(
             f"Repaired: {repaired['objects_converted']:,} objects converted, "
             f"{repaired['events_written']:,} events written.",
             highlight=False,
         )
     _print_problems(summary)
     if not summary["problems_count"]:
-        _out.print("Every log object of those days is accounted for.", highlight=False)
+        _out().print("Every log object of those days is accounted for.", highlight=False)
 
 
 # --- query ----------------------------------------------------------------------------
@@ -629,7 +645,7 @@ def query(
         OutputFormat.csv: render_csv,
         OutputFormat.json: render_json_lines,
     }[OutputFormat(output)](result.table)
-    _out.file.write(rendered)
+    sys.stdout.write(rendered)
     if as_json:
         summary = {
             "columns": result.table.column_names,
@@ -638,7 +654,7 @@ def query(
             "seconds": round(result.seconds, 3),
             "duckdb_sql": result.sql,
         }
-        _out.file.write(json.dumps(summary) + "\n")
+        sys.stdout.write(json.dumps(summary) + "\n")
     elif output == OutputFormat.table:
         cut = cells_cut(result.table, max_width)
         note = (
@@ -647,7 +663,9 @@ def query(
             if cut
             else ""
         )
-        _err.print(f"{result.table.num_rows} rows in {result.seconds:.2f} s{note}", highlight=False)
+        _err().print(
+            f"{result.table.num_rows} rows in {result.seconds:.2f} s{note}", highlight=False
+        )
 
 
 # --- hunt and report (issue 14) -------------------------------------------------------
@@ -699,25 +717,25 @@ def hunt(
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
         _fail(error, as_json)
     if as_json:
-        _out.file.write(json.dumps(run.as_json()) + "\n")
+        sys.stdout.write(json.dumps(run.as_json()) + "\n")
     else:
         import pyarrow as pa
 
         for finding in run.findings:
             h = finding.hunt
-            _out.print(
+            _out().print(
                 f"[bold]{h.name}[/bold] ({h.severity}; {', '.join(h.techniques)}): "
                 f"{finding.rows.num_rows:,} events. {h.title}",
                 highlight=False,
             )
-            _out.file.write(render_table(pa.Table.from_pylist(finding_rows(finding, 5))))
-        _out.print(
+            sys.stdout.write(render_table(pa.Table.from_pylist(finding_rows(finding, 5))))
+        _out().print(
             f"{len(run.findings)} of {len(run.questions)} questions found events "
             f"({len(run.flagged_event_ids):,} events flagged) in {run.seconds:.1f} s.",
             highlight=False,
         )
         for problem in run.problems:
-            _err.print(f"[yellow]{problem.key}[/yellow]: {problem.reason}", highlight=False)
+            _err().print(f"[yellow]{problem.key}[/yellow]: {problem.reason}", highlight=False)
     raise Exit(EXIT_PROBLEMS if run.findings or run.problems else EXIT_OK)
 
 
@@ -765,9 +783,9 @@ def report(
             "events": summary.events,
             "findings": [f.as_json() for f in run.findings],
         }
-        _out.file.write(json.dumps(result) + "\n")
+        sys.stdout.write(json.dumps(result) + "\n")
     else:
-        _out.print(
+        _out().print(
             f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {summary.events:,} events, "
             f"{len(run.findings)} of {len(run.questions)} questions found events.",
             highlight=False,
@@ -820,9 +838,9 @@ def ddl(
         )
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
         _fail(error, as_json=False)
-    _out.file.write(statement + ";\n")
+    sys.stdout.write(statement + ";\n")
     for line in warnings + [f"{p.key}: {p.reason}" for p in problems]:
-        _err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+        _err().print(f"[yellow]warning:[/yellow] {line}", highlight=False)
     raise Exit(EXIT_PROBLEMS if problems else EXIT_OK)
 
 
@@ -887,10 +905,10 @@ def register(
     summary = done.as_json()
     summary["named_queries"] = pack
     if as_json:
-        _out.file.write(json.dumps(summary) + "\n")
+        sys.stdout.write(json.dumps(summary) + "\n")
     else:
         created = " (database created)" if done.database_created else ""
-        _out.print(
+        _out().print(
             f"Glue table {done.database}.{done.table}: {done.action}{created} (via {done.via}).\n"
             f"Location: {done.location}\n"
             f"Projects {len(done.projection.regions)} regions, years "
@@ -898,15 +916,15 @@ def register(
             highlight=False,
         )
         if pack:
-            _out.print(
+            _out().print(
                 "Hunting pack as Athena named queries: "
                 + ", ".join(f"{len(names)} {what}" for what, names in pack.items()),
                 highlight=False,
             )
         for warning in done.warnings:
-            _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+            _err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         for problem in done.problems[:20]:
-            _out.print(f"  {problem.key}: {problem.reason}", highlight=False)
+            _out().print(f"  {problem.key}: {problem.reason}", highlight=False)
     raise Exit(EXIT_PROBLEMS if done.problems else EXIT_OK)
 
 
@@ -1050,7 +1068,7 @@ def _prefect_api_for_workers(address: str | None) -> Iterator[None]:
 @contextlib.contextmanager
 def _progress(label: str, unit: str, *, hidden: bool) -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr (never with --json, nor off a terminal); yields its updater."""
-    if hidden or not _err.is_terminal:
+    if hidden or not _err().is_terminal:  # with --json, rich is not even imported
         yield _no_progress
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -1061,7 +1079,7 @@ def _progress(label: str, unit: str, *, hidden: bool) -> Iterator[Callable[[int,
         MofNCompleteColumn(),
         TextColumn(unit),
         TimeElapsedColumn(),
-        console=_err,
+        console=_err(),
         transient=True,
     ) as bar:
         job = bar.add_task(label, total=None)
@@ -1078,9 +1096,9 @@ def _no_progress(done: int, total: int) -> None:
 
 def _fail(error: Exception, as_json: bool) -> NoReturn:
     message = f"{type(error).__name__}: {error}"
-    _err.print(f"[red]failed:[/red] {message}", highlight=False)
+    _err().print(f"[red]failed:[/red] {message}", highlight=False)
     if as_json:
-        _out.file.write(json.dumps({"error": message}) + "\n")
+        sys.stdout.write(json.dumps({"error": message}) + "\n")
     raise Exit(EXIT_FAILED)
 
 
