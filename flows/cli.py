@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import copy
+import functools
 import gc
 import json
 import os
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import typer
-from rich.console import Console
-from typer.core import TyperArgument, TyperCommand
+import click
+from click.exceptions import Exit
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -29,82 +31,112 @@ EXIT_PROBLEMS = 3
 can tell "the good data is in, look at the quarantine" from a mistyped command.
 """
 
-
-class _Command(TyperCommand):
-    """Help as people know it from other tools: ``SOURCE DEST`` in capitals, no braces."""
-
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        for param in self.params:
-            if isinstance(param, TyperArgument) and param.metavar is None and param.name:
-                param.metavar = param.name.upper()
-        return [p[1:-1] if p[:1] == "{" else p for p in super().collect_usage_pieces(ctx)]
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        self.collect_usage_pieces(ctx)  # the arguments' names, in the list below them too
-        super().format_help(ctx, formatter)
-
-
 _Function = TypeVar("_Function", bound=Callable[..., Any])
 
 
-class _App(typer.Typer):
-    """Every ``@app.command()`` gets the conventional help of ``_Command``."""
+class _Argument(click.Argument):
+    """An argument with a help text, listed under "Arguments:" above the options."""
 
-    def command(
-        self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any
-    ) -> Callable[[_Function], _Function]:
-        decorator: Callable[[_Function], _Function] = super().command(
-            *args, cls=cls or _Command, **kwargs
-        )
-        return decorator
+    def __init__(self, param_decls: Sequence[str], *, help: str, **attrs: Any) -> None:
+        super().__init__(param_decls, **attrs)
+        self.help = help
 
-
-app = _App(
-    help="Convert AWS CloudTrail logs into a partitioned Parquet table for Athena.",
-    no_args_is_help=True,
-    add_completion=False,
-    # Plain help, as click and argparse print it: flags without a value type, no boxes.
-    rich_markup_mode=None,
-)
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str]:
+        required = "  [required]" if self.required else ""
+        return f"{self.human_readable_name} <str>", f"{self.help}{required}"
 
 
-def _print_version(asked: bool) -> None:
-    if asked:
+class _Command(click.Command):
+    """Help as people know it from other tools: ``SOURCE DEST`` in capitals, no braces (click's
+    own usage line), and each argument's help in an "Arguments:" section above the options."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        arguments: list[tuple[str, str]] = []
+        options: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                (arguments if isinstance(param, click.Argument) else options).append(record)
+        for title, records in (("Arguments", arguments), ("Options", options)):
+            if records:
+                with formatter.section(title):
+                    formatter.write_dl(records)
+
+    def format_arguments(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Nothing: ``format_options`` lists them (click 8.5+ would list them twice)."""
+
+
+class _Group(click.Group):
+    """Every ``@app.command()`` gets the conventional help of ``_Command``; the commands are
+    listed in the order they are defined here (click sorts them by name)."""
+
+    command_class = _Command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+def _argument(name: str, help: str) -> Callable[[_Function], _Function]:
+    return click.argument(name, cls=_Argument, help=help)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, asked: bool) -> None:
+    if asked and not ctx.resilient_parsing:
         from importlib.metadata import version
 
         print(f"ctparquet {version('cloudtrail-parquet')}")
-        raise typer.Exit(EXIT_OK)
+        ctx.exit(EXIT_OK)
 
 
-@app.callback()
-def _commands(
-    _version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
-        ),
-    ] = False,
-) -> None:
+@click.group(cls=_Group, name="ctparquet", no_args_is_help=True)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the version and exit.",
+)
+def app() -> None:
     """Convert AWS CloudTrail logs into a partitioned Parquet table for Athena."""
 
 
-_out = Console()
-_err = Console(stderr=True)
+@functools.cache
+def _console(stderr: bool) -> Console:
+    """Rich prints the human output; imported only then (``--json`` runs never need it)."""
+    from rich.console import Console
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="End stdout with one JSON summary line.")]
+    return Console(stderr=stderr)
+
+
+def _out() -> Console:
+    return _console(stderr=False)
+
+
+def _err() -> Console:
+    return _console(stderr=True)
+
+
+_SOURCE = "Folder or s3:// URL holding AWSLogs/… objects."
+_NEW_TABLE = "Folder or s3:// URL of the table (events/ below)."
+_TABLE = "Folder or s3:// URL of the table (as for ingest)."
+_DAY = "<%Y-%m-%d>"
+"""An optional day's metavar. This one, ``<str>`` and ``<int>`` are the value types typer
+showed where no metavar was given: kept, the help reads as it did."""
+
+_json_flag = click.option(
+    "--json", "as_json", is_flag=True, help="End stdout with one JSON summary line."
+)
 
 # --- Prefect or not: the same code, with or without a run record --------------------------
 
-PrefectOption = Annotated[
-    bool | None,
-    typer.Option(
-        "--prefect/--no-prefect",
-        show_default=False,
-        help="Run as a Prefect flow, with a run record (default: when PREFECT_API_URL is set, "
-        "in the environment or the Prefect profile). With no API to report to, Prefect "
-        "starts a temporary server first (about 14 s).",
-    ),
-]
+_prefect_option = click.option(
+    "--prefect/--no-prefect",
+    default=None,
+    help="Run as a Prefect flow, with a run record (default: when PREFECT_API_URL is set, "
+    "in the environment or the Prefect profile). With no API to report to, Prefect "
+    "starts a temporary server first (about 14 s).",
+)
 
 
 def _use_prefect(asked: bool | None) -> bool:
@@ -113,10 +145,11 @@ def _use_prefect(asked: bool | None) -> bool:
     if asked is None:
         asked = prefect_api_configured()
         if not asked:
-            _err.print(
-                "Running without Prefect (no PREFECT_API_URL); pass --prefect for a run record.",
-                highlight=False,
+            # Plain, not rich: a --json run would import rich (about 0.05 s) for this line.
+            sys.stderr.write(
+                "Running without Prefect (no PREFECT_API_URL); pass --prefect for a run record.\n"
             )
+            sys.stderr.flush()  # ahead of anything on stdout, as rich's print was
     # Prefect's temporary server gets 20 s to start by default: too few on a busy machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")
     return asked
@@ -141,29 +174,34 @@ def prefect_api_configured() -> bool:
 
 # --- AWS: a profile and a region, for s3fs and boto3 alike --------------------------------
 
-ProfileOption = Annotated[
-    str | None,
-    typer.Option(
-        "--profile",
-        envvar="CTPARQUET_AWS_PROFILE",
-        metavar="NAME",
-        help="AWS profile (from ~/.aws/config) for S3, Glue and Athena; over the environment's "
-        "keys, as the AWS CLI's --profile. Default: the AWS default chain.",
-    ),
-]
+_profile_option = click.option(
+    "--profile",
+    envvar="CTPARQUET_AWS_PROFILE",
+    show_envvar=True,
+    metavar="NAME",
+    help="AWS profile (from ~/.aws/config) for S3, Glue and Athena; over the environment's "
+    "keys, as the AWS CLI's --profile. Default: the AWS default chain.",
+)
 _REGION_HELP = (
     "AWS region of the clients (S3, Glue, Athena). Default: AWS_DEFAULT_REGION, else the profile's."
 )
-AwsRegionOption = Annotated[
-    str | None,
-    typer.Option(
-        "--region", "--aws-region", envvar="CTPARQUET_AWS_REGION", metavar="R", help=_REGION_HELP
-    ),
-]
-AwsRegionOnlyOption = Annotated[
-    str | None,
-    typer.Option("--aws-region", envvar="CTPARQUET_AWS_REGION", metavar="R", help=_REGION_HELP),
-]
+_aws_region_option = click.option(
+    "--region",
+    "--aws-region",
+    "region",
+    envvar="CTPARQUET_AWS_REGION",
+    show_envvar=True,
+    metavar="R",
+    help=_REGION_HELP,
+)
+_aws_region_only_option = click.option(
+    "--aws-region",
+    "aws_region",
+    envvar="CTPARQUET_AWS_REGION",
+    show_envvar=True,
+    metavar="R",
+    help=_REGION_HELP,
+)
 """For the commands whose ``--region`` names regions of the data."""
 
 
@@ -176,35 +214,39 @@ def _use_aws(profile: str | None, region: str | None) -> None:
 
 
 @app.command()
+@_argument("source", _SOURCE)
+@_argument("dest", _NEW_TABLE)
+@_json_flag
+@_prefect_option
+@click.option(
+    "--lookback-days",
+    type=click.IntRange(min=0),
+    metavar="N",
+    envvar="CTPARQUET_LOOKBACK_DAYS",
+    show_envvar=True,
+    help="Delivery days to list back from today (default 2: today and yesterday); "
+    "0 = every day under SOURCE.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    metavar="N",
+    envvar="CTPARQUET_WORKERS",
+    show_envvar=True,
+    help="Threads converting batches in parallel (default: one per usable core "
+    "when more than one batch is pending, else 1).",
+)
+@_profile_option
+@_aws_region_option
 def ingest(
-    source: Annotated[str, typer.Argument(help="Folder or s3:// URL holding AWSLogs/… objects.")],
-    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (events/ below).")],
-    as_json: JsonFlag = False,
-    prefect: PrefectOption = None,
-    lookback_days: Annotated[
-        int | None,
-        typer.Option(
-            "--lookback-days",
-            min=0,
-            metavar="N",
-            envvar="CTPARQUET_LOOKBACK_DAYS",
-            help="Delivery days to list back from today (default 2: today and yesterday); "
-            "0 = every day under SOURCE.",
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            min=1,
-            metavar="N",
-            envvar="CTPARQUET_WORKERS",
-            help="Threads converting batches in parallel (default: one per usable core "
-            "when more than one batch is pending, else 1).",
-        ),
-    ] = None,
-    profile: ProfileOption = None,
-    region: AwsRegionOption = None,
+    source: str,
+    dest: str,
+    as_json: bool,
+    prefect: bool | None,
+    lookback_days: int | None,
+    workers: int | None,
+    profile: str | None,
+    region: str | None,
 ) -> None:
     """Convert the CloudTrail log objects under SOURCE not converted yet into DEST."""
     use_prefect = _use_prefect(prefect)
@@ -229,10 +271,10 @@ def _finish_run(
     """End a converting command: the summary (JSON last line, or for people), the exit code."""
     summary["wall_seconds"] = round(time.perf_counter() - started, 3)
     if as_json:
-        _out.file.write(json.dumps(summary) + "\n")
+        sys.stdout.write(json.dumps(summary) + "\n")
     else:
         print_human(summary)
-    raise typer.Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
+    raise Exit(EXIT_PROBLEMS if summary["problems_count"] else EXIT_OK)
 
 
 def _run_ingest(
@@ -255,7 +297,7 @@ def _run_ingest(
 
 def _print_ingest(summary: dict[str, Any]) -> None:
     skipped = ", ".join(f"{n} {reason}" for reason, n in summary["objects_skipped"].items())
-    _out.print(
+    _out().print(
         f"Converted {summary['objects_converted']:,} of {summary['objects_seen']:,} objects "
         f"({skipped or 'none skipped'}).\n"
         f"Wrote {summary['events_written']:,} events into {summary['partitions_written']} "
@@ -267,13 +309,13 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         highlight=False,
     )
     if summary.get("insight_events_written"):
-        _out.print(
+        _out().print(
             f"Wrote {summary['insight_events_written']:,} Insights events into "
             f"{summary['insights_table']}",
             highlight=False,
         )
     for entry in summary.get("catalog", []):
-        _out.print(
+        _out().print(
             f"Glue table {entry['database']}.{entry['table']}: {entry['action']}", highlight=False
         )
     source, table = summary["requests"]["source"], summary["requests"]["table"]
@@ -288,13 +330,13 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         if source["total"] + table["total"]
         else ""
     )
-    _out.print(
+    _out().print(
         f"{units}{summary['days_listed']:,} day folders listed, {summary['days_complete']:,} "
         f"already complete{requests}.",
         highlight=False,
     )
     if outside := summary.get("days_outside_window"):
-        _out.print(
+        _out().print(
             f"[yellow]{outside['days']:,} delivery days older than the window[/yellow] "
             f"({outside['first']} to {outside['last']}) were not listed. To convert them: "
             f"{outside['command']} (or run ingest once with --lookback-days 0).",
@@ -302,7 +344,7 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         )
     _print_problems(summary)
     if summary.get("objects_quarantined"):
-        _out.print(
+        _out().print(
             f"{summary['objects_quarantined']:,} objects quarantined: see _quarantine/ beside "
             "the table; `ctparquet redrive DEST` after a fix.",
             highlight=False,
@@ -311,26 +353,39 @@ def _print_ingest(summary: dict[str, Any]) -> None:
 
 def _print_problems(summary: dict[str, Any]) -> None:
     if summary["problems_count"]:
-        _out.print(f"[yellow]{summary['problems_count']} problems[/yellow] (first ones):")
+        _out().print(f"[yellow]{summary['problems_count']} problems[/yellow] (first ones):")
         for problem in summary["problems"][:10]:
             where = f" record {problem['record']}" if "record" in problem else ""
-            _out.print(f"  {problem['key']}{where}: {problem['reason']}", highlight=False)
+            _out().print(f"  {problem['key']}{where}: {problem['reason']}", highlight=False)
 
 
 @app.command()
+@_argument("dest", _TABLE)
+@click.option(
+    "--before",
+    metavar="<str>",
+    help="Compact days before this YYYY-MM-DD (default: all but the last two).",
+)
+@click.option(
+    "--target-mb",
+    type=int,
+    default=128,
+    show_default=True,
+    metavar="<int>",
+    help="File size to aim for, 1-512 MB.",
+)
+@_json_flag
+@_prefect_option
+@_profile_option
+@_aws_region_option
 def compact(
-    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
-    before: Annotated[
-        str | None,
-        typer.Option(help="Compact days before this YYYY-MM-DD (default: all but the last two)."),
-    ] = None,
-    target_mb: Annotated[
-        int, typer.Option("--target-mb", help="File size to aim for, 1-512 MB.")
-    ] = 128,
-    as_json: JsonFlag = False,
-    prefect: PrefectOption = None,
-    profile: ProfileOption = None,
-    region: AwsRegionOption = None,
+    dest: str,
+    before: str | None,
+    target_mb: int,
+    as_json: bool,
+    prefect: bool | None,
+    profile: str | None,
+    region: str | None,
 ) -> None:
     """Rewrite closed days' small files into large sorted files, each eventID once."""
     no_prefect = not _use_prefect(prefect)
@@ -351,9 +406,9 @@ def compact(
     except Exception as error:  # noqa: BLE001 - the CLI's last line of defence
         _fail(error, as_json)
     if as_json:
-        _out.file.write(json.dumps(result) + "\n")
+        sys.stdout.write(json.dumps(result) + "\n")
     else:
-        _out.print(
+        _out().print(
             f"Compacted {result['partitions_compacted']} of {result['partitions_seen']} "
             f"partitions (before {result['before']}): {result['files_before']} files -> "
             f"{result['files_after']}, {result['bytes_after'] / 1e6:.1f} MB, "
@@ -361,12 +416,12 @@ def compact(
             highlight=False,
         )
         for problem in result["problems"][:10]:
-            _out.print(f"  {problem['key']}: {problem['reason']}", highlight=False)
+            _out().print(f"  {problem['key']}: {problem['reason']}", highlight=False)
         for busy in result["partitions_busy"][:10]:
-            _out.print(
+            _out().print(
                 f"  {busy}: another writer held its lease; left for the next run", highlight=False
             )
-    raise typer.Exit(EXIT_PROBLEMS if result["problems_count"] else EXIT_OK)
+    raise Exit(EXIT_PROBLEMS if result["problems_count"] else EXIT_OK)
 
 
 class TableKind(StrEnum):
@@ -374,24 +429,25 @@ class TableKind(StrEnum):
     insights = "insights"
 
 
-KindOption = Annotated[
-    TableKind,
-    typer.Option(
-        "--kind",
-        metavar="events|insights",
-        help="The API events table, or the CloudTrail Insights events table.",
-    ),
-]
+_kind_option = click.option(
+    "--kind",
+    type=click.Choice([k.value for k in TableKind]),
+    default=TableKind.events.value,
+    show_default=True,
+    metavar="events|insights",
+    help="The API events table, or the CloudTrail Insights events table.",
+)
 # --- redrive (issue 7) ----------------------------------------------------------------
 
 
 @app.command()
+@_argument("dest", _TABLE)
+@_json_flag
+@_prefect_option
+@_profile_option
+@_aws_region_option
 def redrive(
-    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
-    as_json: JsonFlag = False,
-    prefect: PrefectOption = None,
-    profile: ProfileOption = None,
-    region: AwsRegionOption = None,
+    dest: str, as_json: bool, prefect: bool | None, profile: str | None, region: str | None
 ) -> None:
     """Re-drive the objects quarantined under DEST/_quarantine/ and convert what now converts."""
     no_prefect = not _use_prefect(prefect)
@@ -422,7 +478,7 @@ def _run_redrive(dest: str, on_progress: Any, no_prefect: bool) -> dict[str, Any
 
 
 def _print_redrive(summary: dict[str, Any]) -> None:
-    _out.print(
+    _out().print(
         f"Re-drove {summary['objects_seen']:,} quarantined objects "
         f"({summary['quarantine_files']} quarantine files): "
         f"{summary['objects_cleared']:,} cleared, "
@@ -440,36 +496,43 @@ def _print_redrive(summary: dict[str, Any]) -> None:
 
 
 @app.command()
+@_argument("source", _SOURCE)
+@_argument("dest", _TABLE)
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar=_DAY,
+    help="First delivery day (default: 6 days ago).",
+)
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar=_DAY,
+    help="Last delivery day (default: today).",
+)
+@click.option(
+    "--repair", is_flag=True, help="Convert the log objects found not converted (exactly once)."
+)
+@click.option(
+    "--signatures",
+    is_flag=True,
+    help="Also check each digest's RSA signature (cloudtrail:ListPublicKeys; S3 only).",
+)
+@_json_flag
+@_prefect_option
+@_profile_option
+@_aws_region_option
 def verify(
-    source: Annotated[str, typer.Argument(help="Folder or s3:// URL holding AWSLogs/… objects.")],
-    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
-    start: Annotated[
-        datetime | None,
-        typer.Option(
-            "--start", formats=["%Y-%m-%d"], help="First delivery day (default: 6 days ago)."
-        ),
-    ] = None,
-    end: Annotated[
-        datetime | None,
-        typer.Option("--end", formats=["%Y-%m-%d"], help="Last delivery day (default: today)."),
-    ] = None,
-    repair: Annotated[
-        bool,
-        typer.Option(
-            "--repair", help="Convert the log objects found not converted (exactly once)."
-        ),
-    ] = False,
-    signatures: Annotated[
-        bool,
-        typer.Option(
-            "--signatures",
-            help="Also check each digest's RSA signature (cloudtrail:ListPublicKeys; S3 only).",
-        ),
-    ] = False,
-    as_json: JsonFlag = False,
-    prefect: PrefectOption = None,
-    profile: ProfileOption = None,
-    region: AwsRegionOption = None,
+    source: str,
+    dest: str,
+    start: datetime | None,
+    end: datetime | None,
+    repair: bool,
+    signatures: bool,
+    as_json: bool,
+    prefect: bool | None,
+    profile: str | None,
+    region: str | None,
 ) -> None:
     """Prove every log object of the delivery days is in DEST, by the digests; name what is not."""
     no_prefect = not _use_prefect(prefect)
@@ -496,7 +559,7 @@ def verify(
 
 def _print_verify(summary: dict[str, Any]) -> None:
     source, table = summary["requests"]["source"], summary["requests"]["table"]
-    _out.print(
+    _out().print(
         f"Verified delivery days {summary['start']}..{summary['end']}: "
         f"{summary.get('objects_seen', 0):,} log objects in "
         f"{summary.get('day_folders_listed', 0):,} day folders, "
@@ -515,14 +578,14 @@ def _print_verify(summary: dict[str, Any]) -> None:
     )
     if summary.get("repair"):
         repaired = summary["repair"]
-        _out.print(
+        _out().print(
             f"Repaired: {repaired['objects_converted']:,} objects converted, "
             f"{repaired['events_written']:,} events written.",
             highlight=False,
         )
     _print_problems(summary)
     if not summary["problems_count"]:
-        _out.print("Every log object of those days is accounted for.", highlight=False)
+        _out().print("Every log object of those days is accounted for.", highlight=False)
 
 
 # --- query ----------------------------------------------------------------------------
@@ -535,31 +598,38 @@ class OutputFormat(StrEnum):
 
 
 @app.command()
+@_argument("dest", _TABLE)
+@_argument("sql", "One Athena (Trino) SQL statement.")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice([f.value for f in OutputFormat]),
+    default=OutputFormat.table.value,
+    show_default=True,
+    metavar="table|csv|json",
+    help="Rows as an aligned table, CSV or JSON lines (CSV and JSON are never cut).",
+)
+@_kind_option
+@click.option(
+    "--max-width",
+    type=click.IntRange(min=0),
+    default=80,
+    show_default=True,
+    metavar="N",
+    help="Widest value in the aligned table: longer ones are cut and end in …; 0 = never cut.",
+)
+@_json_flag
+@_profile_option
+@_aws_region_option
 def query(
-    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
-    sql: Annotated[str, typer.Argument(help="One Athena (Trino) SQL statement.")],
-    output: Annotated[
-        OutputFormat,
-        typer.Option(
-            "--format",
-            metavar="table|csv|json",
-            help="Rows as an aligned table, CSV or JSON lines (CSV and JSON are never cut).",
-        ),
-    ] = OutputFormat.table,
-    kind: KindOption = TableKind.events,
-    max_width: Annotated[
-        int,
-        typer.Option(
-            "--max-width",
-            min=0,
-            metavar="N",
-            help="Widest value in the aligned table: longer ones are cut and end in …; "
-            "0 = never cut.",
-        ),
-    ] = 80,
-    as_json: JsonFlag = False,
-    profile: ProfileOption = None,
-    region: AwsRegionOption = None,
+    dest: str,
+    sql: str,
+    output: str,
+    kind: str,
+    max_width: int,
+    as_json: bool,
+    profile: str | None,
+    region: str | None,
 ) -> None:
     """Run Athena SQL over the table locally (DuckDB); any table name means the --kind table."""
     _use_aws(profile, region)
@@ -567,15 +637,15 @@ def query(
     from flows.render import cells_cut, render_csv, render_json_lines, render_table, rows_as_json
 
     try:
-        result = run_query(dest, sql, kind.value)
+        result = run_query(dest, sql, kind)
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
         _fail(error, as_json)
     rendered = {
         OutputFormat.table: lambda table: render_table(table, max_width),
         OutputFormat.csv: render_csv,
         OutputFormat.json: render_json_lines,
-    }[output](result.table)
-    _out.file.write(rendered)
+    }[OutputFormat(output)](result.table)
+    sys.stdout.write(rendered)
     if as_json:
         summary = {
             "columns": result.table.column_names,
@@ -584,8 +654,8 @@ def query(
             "seconds": round(result.seconds, 3),
             "duckdb_sql": result.sql,
         }
-        _out.file.write(json.dumps(summary) + "\n")
-    elif output is OutputFormat.table:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    elif output == OutputFormat.table:
         cut = cells_cut(result.table, max_width)
         note = (
             f"; {cut} values cut at {max_width} characters (…): "
@@ -593,30 +663,43 @@ def query(
             if cut
             else ""
         )
-        _err.print(f"{result.table.num_rows} rows in {result.seconds:.2f} s{note}", highlight=False)
+        _err().print(
+            f"{result.table.num_rows} rows in {result.seconds:.2f} s{note}", highlight=False
+        )
 
 
 # --- hunt and report (issue 14) -------------------------------------------------------
 
 
 @app.command()
+@_argument("dest", _TABLE)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar=_DAY,
+    help="First event day (default: all).",
+)
+@click.option(
+    "--until", type=click.DateTime(["%Y-%m-%d"]), metavar=_DAY, help="Last event day, included."
+)
+@click.option(
+    "--query",
+    "query_names",
+    multiple=True,
+    metavar="<list[str]>",
+    help="Ask only this question of the pack (repeatable).",
+)
+@_json_flag
+@_profile_option
+@_aws_region_option
 def hunt(
-    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
-    since: Annotated[
-        datetime | None,
-        typer.Option("--since", formats=["%Y-%m-%d"], help="First event day (default: all)."),
-    ] = None,
-    until: Annotated[
-        datetime | None,
-        typer.Option("--until", formats=["%Y-%m-%d"], help="Last event day, included."),
-    ] = None,
-    query_names: Annotated[
-        list[str] | None,
-        typer.Option("--query", help="Ask only this question of the pack (repeatable)."),
-    ] = None,
-    as_json: JsonFlag = False,
-    profile: ProfileOption = None,
-    region: AwsRegionOption = None,
+    dest: str,
+    since: datetime | None,
+    until: datetime | None,
+    query_names: tuple[str, ...],
+    as_json: bool,
+    profile: str | None,
+    region: str | None,
 ) -> None:
     """Ask the hunting pack's security questions of the table; exit 3 when any finds events."""
     _use_aws(profile, region)
@@ -629,44 +712,58 @@ def hunt(
             dest,
             since=since.date() if since else None,
             until=until.date() if until else None,
-            names=query_names or (),
+            names=query_names,
         )
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
         _fail(error, as_json)
     if as_json:
-        _out.file.write(json.dumps(run.as_json()) + "\n")
+        sys.stdout.write(json.dumps(run.as_json()) + "\n")
     else:
         import pyarrow as pa
 
         for finding in run.findings:
             h = finding.hunt
-            _out.print(
+            _out().print(
                 f"[bold]{h.name}[/bold] ({h.severity}; {', '.join(h.techniques)}): "
                 f"{finding.rows.num_rows:,} events. {h.title}",
                 highlight=False,
             )
-            _out.file.write(render_table(pa.Table.from_pylist(finding_rows(finding, 5))))
-        _out.print(
+            sys.stdout.write(render_table(pa.Table.from_pylist(finding_rows(finding, 5))))
+        _out().print(
             f"{len(run.findings)} of {len(run.questions)} questions found events "
             f"({len(run.flagged_event_ids):,} events flagged) in {run.seconds:.1f} s.",
             highlight=False,
         )
         for problem in run.problems:
-            _err.print(f"[yellow]{problem.key}[/yellow]: {problem.reason}", highlight=False)
-    raise typer.Exit(EXIT_PROBLEMS if run.findings or run.problems else EXIT_OK)
+            _err().print(f"[yellow]{problem.key}[/yellow]: {problem.reason}", highlight=False)
+    raise Exit(EXIT_PROBLEMS if run.findings or run.problems else EXIT_OK)
 
 
 @app.command()
+@_argument("dest", _TABLE)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    metavar="<path>",
+    help="The HTML file to write.",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d"]),
+    metavar=_DAY,
+    help="First event day (default: all).",
+)
+@_json_flag
+@_profile_option
+@_aws_region_option
 def report(
-    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
-    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
-    since: Annotated[
-        datetime | None,
-        typer.Option("--since", formats=["%Y-%m-%d"], help="First event day (default: all)."),
-    ] = None,
-    as_json: JsonFlag = False,
-    profile: ProfileOption = None,
-    region: AwsRegionOption = None,
+    dest: str,
+    out: Path,
+    since: datetime | None,
+    as_json: bool,
+    profile: str | None,
+    region: str | None,
 ) -> None:
     """Write one self-contained HTML page (works offline): the table's activity and the hunt."""
     _use_aws(profile, region)
@@ -686,37 +783,46 @@ def report(
             "events": summary.events,
             "findings": [f.as_json() for f in run.findings],
         }
-        _out.file.write(json.dumps(result) + "\n")
+        sys.stdout.write(json.dumps(result) + "\n")
     else:
-        _out.print(
+        _out().print(
             f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {summary.events:,} events, "
             f"{len(run.findings)} of {len(run.questions)} questions found events.",
             highlight=False,
         )
-    raise typer.Exit(EXIT_OK)
+    raise Exit(EXIT_OK)
 
 
-RegionOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--region",
-        metavar="R",
-        help="A region to project besides those present (repeatable), e.g. one with no data yet.",
-    ),
-]
+_region_option = click.option(
+    "--region",
+    multiple=True,
+    metavar="R",
+    help="A region to project besides those present (repeatable), e.g. one with no data yet.",
+)
 
 
 @app.command()
+@_argument("dest", _TABLE)
+@click.option("--database", metavar="<str>", help="Qualify the table with this database.")
+@click.option(
+    "--table",
+    default="cloudtrail_logs",
+    show_default=True,
+    metavar="<str>",
+    help="The table's name.",
+)
+@_kind_option
+@_region_option
+@_profile_option
+@_aws_region_only_option
 def ddl(
-    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (as for ingest).")],
-    database: Annotated[
-        str | None, typer.Option("--database", help="Qualify the table with this database.")
-    ] = None,
-    table: Annotated[str, typer.Option("--table", help="The table's name.")] = "cloudtrail_logs",
-    kind: KindOption = TableKind.events,
-    region: RegionOption = None,
-    profile: ProfileOption = None,
-    aws_region: AwsRegionOnlyOption = None,
+    dest: str,
+    database: str | None,
+    table: str,
+    kind: str,
+    region: tuple[str, ...],
+    profile: str | None,
+    aws_region: str | None,
 ) -> None:
     """Print the CREATE EXTERNAL TABLE statement (Hive DDL, as Athena runs it) for DEST's table.
 
@@ -728,44 +834,52 @@ def ddl(
 
     try:
         statement, problems, warnings = render_ddl(
-            dest, table=table, database=database, kind=kind.value, regions=region or ()
+            dest, table=table, database=database, kind=kind, regions=region
         )
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
         _fail(error, as_json=False)
-    _out.file.write(statement + ";\n")
+    sys.stdout.write(statement + ";\n")
     for line in warnings + [f"{p.key}: {p.reason}" for p in problems]:
-        _err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
-    raise typer.Exit(EXIT_PROBLEMS if problems else EXIT_OK)
+        _err().print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+    raise Exit(EXIT_PROBLEMS if problems else EXIT_OK)
 
 
 @app.command()
+@_argument("dest", "s3:// URL of the table (as for ingest).")
+@click.option(
+    "--database", required=True, metavar="<str>", help="Glue database (created if needed)."
+)
+@click.option("--table", required=True, metavar="<str>", help="Glue table name.")
+@_kind_option
+@_region_option
+@click.option(
+    "--athena-workgroup",
+    metavar="WG",
+    envvar="CTPARQUET_ATHENA_WORKGROUP",
+    show_envvar=True,
+    help="Make the changes by running DDL in this Athena workgroup, not with Glue's API.",
+)
+@click.option(
+    "--athena-output",
+    metavar="S3URL",
+    envvar="CTPARQUET_ATHENA_OUTPUT",
+    show_envvar=True,
+    help="s3:// URL for query results, if the workgroup sets none.",
+)
+@_json_flag
+@_profile_option
+@_aws_region_only_option
 def register(
-    dest: Annotated[str, typer.Argument(help="s3:// URL of the table (as for ingest).")],
-    database: Annotated[str, typer.Option("--database", help="Glue database (created if needed).")],
-    table: Annotated[str, typer.Option("--table", help="Glue table name.")],
-    kind: KindOption = TableKind.events,
-    region: RegionOption = None,
-    athena_workgroup: Annotated[
-        str | None,
-        typer.Option(
-            "--athena-workgroup",
-            metavar="WG",
-            envvar="CTPARQUET_ATHENA_WORKGROUP",
-            help="Make the changes by running DDL in this Athena workgroup, not with Glue's API.",
-        ),
-    ] = None,
-    athena_output: Annotated[
-        str | None,
-        typer.Option(
-            "--athena-output",
-            metavar="S3URL",
-            envvar="CTPARQUET_ATHENA_OUTPUT",
-            help="s3:// URL for query results, if the workgroup sets none.",
-        ),
-    ] = None,
-    as_json: JsonFlag = False,
-    profile: ProfileOption = None,
-    aws_region: AwsRegionOnlyOption = None,
+    dest: str,
+    database: str,
+    table: str,
+    kind: str,
+    region: tuple[str, ...],
+    athena_workgroup: str | None,
+    athena_output: str | None,
+    as_json: bool,
+    profile: str | None,
+    aws_region: str | None,
 ) -> None:
     """Create or update DEST's table in the Glue Data Catalog, with partition projection.
 
@@ -781,8 +895,8 @@ def register(
             dest,
             database=database,
             table=table,
-            kind=kind.value,
-            regions=region or (),
+            kind=kind,
+            regions=region,
             athena=athena,
         )
     except Exception as error:  # noqa: BLE001 - reported as the command's failure
@@ -791,10 +905,10 @@ def register(
     summary = done.as_json()
     summary["named_queries"] = pack
     if as_json:
-        _out.file.write(json.dumps(summary) + "\n")
+        sys.stdout.write(json.dumps(summary) + "\n")
     else:
         created = " (database created)" if done.database_created else ""
-        _out.print(
+        _out().print(
             f"Glue table {done.database}.{done.table}: {done.action}{created} (via {done.via}).\n"
             f"Location: {done.location}\n"
             f"Projects {len(done.projection.regions)} regions, years "
@@ -802,16 +916,16 @@ def register(
             highlight=False,
         )
         if pack:
-            _out.print(
+            _out().print(
                 "Hunting pack as Athena named queries: "
                 + ", ".join(f"{len(names)} {what}" for what, names in pack.items()),
                 highlight=False,
             )
         for warning in done.warnings:
-            _err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+            _err().print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
         for problem in done.problems[:20]:
-            _out.print(f"  {problem.key}: {problem.reason}", highlight=False)
-    raise typer.Exit(EXIT_PROBLEMS if done.problems else EXIT_OK)
+            _out().print(f"  {problem.key}: {problem.reason}", highlight=False)
+    raise Exit(EXIT_PROBLEMS if done.problems else EXIT_OK)
 
 
 def _save_hunting_pack(workgroup: str | None, database: str, table: str, done: Any) -> Any:
@@ -829,46 +943,48 @@ def _save_hunting_pack(workgroup: str | None, database: str, table: str, done: A
 
 
 @app.command()
+@_argument("source", _SOURCE)
+@_argument("dest", _NEW_TABLE)
+@click.option(
+    "--start",
+    type=click.DateTime(["%Y-%m-%d"]),
+    required=True,
+    metavar="YYYY-MM-DD",
+    help="First delivery day.",
+)
+@click.option(
+    "--end",
+    type=click.DateTime(["%Y-%m-%d"]),
+    required=True,
+    metavar="YYYY-MM-DD",
+    help="Last delivery day (included).",
+)
+@click.option("--account", multiple=True, metavar="ID", help="Only this account (repeatable).")
+@click.option("--region", multiple=True, metavar="R", help="Only this region's logs (repeatable).")
+@click.option(
+    "--dask",
+    metavar="ADDRESS|local",
+    envvar="CTPARQUET_DASK_ADDRESS",
+    show_envvar=True,
+    help="Run units on a Dask cluster, as Prefect tasks: a scheduler address "
+    "(tcp://host:8786) or 'local' (a LocalCluster here). Default: threads here.",
+)
+@_json_flag
+@_prefect_option
+@_profile_option
+@_aws_region_only_option
 def backfill(
-    source: Annotated[str, typer.Argument(help="Folder or s3:// URL holding AWSLogs/… objects.")],
-    dest: Annotated[str, typer.Argument(help="Folder or s3:// URL of the table (events/ below).")],
-    start: Annotated[
-        datetime,
-        typer.Option(
-            "--start", formats=["%Y-%m-%d"], metavar="YYYY-MM-DD", help="First delivery day."
-        ),
-    ],
-    end: Annotated[
-        datetime,
-        typer.Option(
-            "--end",
-            formats=["%Y-%m-%d"],
-            metavar="YYYY-MM-DD",
-            help="Last delivery day (included).",
-        ),
-    ],
-    account: Annotated[
-        list[str] | None,
-        typer.Option("--account", metavar="ID", help="Only this account (repeatable)."),
-    ] = None,
-    region: Annotated[
-        list[str] | None,
-        typer.Option("--region", metavar="R", help="Only this region's logs (repeatable)."),
-    ] = None,
-    dask: Annotated[
-        str | None,
-        typer.Option(
-            "--dask",
-            metavar="ADDRESS|local",
-            envvar="CTPARQUET_DASK_ADDRESS",
-            help="Run units on a Dask cluster, as Prefect tasks: a scheduler address "
-            "(tcp://host:8786) or 'local' (a LocalCluster here). Default: threads here.",
-        ),
-    ] = None,
-    as_json: JsonFlag = False,
-    prefect: PrefectOption = None,
-    profile: ProfileOption = None,
-    aws_region: AwsRegionOnlyOption = None,
+    source: str,
+    dest: str,
+    start: datetime,
+    end: datetime,
+    account: tuple[str, ...],
+    region: tuple[str, ...],
+    dask: str | None,
+    as_json: bool,
+    prefect: bool | None,
+    profile: str | None,
+    aws_region: str | None,
 ) -> None:
     """Convert the delivery days START..END of the trail under SOURCE into DEST (resumable)."""
     no_prefect = not _use_prefect(True if prefect is None and dask else prefect)
@@ -881,8 +997,8 @@ def backfill(
                 dest=dest,
                 start=start.date(),
                 end=end.date(),
-                accounts=account,
-                regions=region,
+                accounts=list(account) or None,  # none given: every one
+                regions=list(region) or None,
                 dask=dask,
                 no_prefect=no_prefect,
                 on_progress=on_progress,
@@ -952,7 +1068,7 @@ def _prefect_api_for_workers(address: str | None) -> Iterator[None]:
 @contextlib.contextmanager
 def _progress(label: str, unit: str, *, hidden: bool) -> Iterator[Callable[[int, int], None]]:
     """A progress bar on stderr (never with --json, nor off a terminal); yields its updater."""
-    if hidden or not _err.is_terminal:
+    if hidden or not _err().is_terminal:  # with --json, rich is not even imported
         yield _no_progress
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -963,7 +1079,7 @@ def _progress(label: str, unit: str, *, hidden: bool) -> Iterator[Callable[[int,
         MofNCompleteColumn(),
         TextColumn(unit),
         TimeElapsedColumn(),
-        console=_err,
+        console=_err(),
         transient=True,
     ) as bar:
         job = bar.add_task(label, total=None)
@@ -980,39 +1096,21 @@ def _no_progress(done: int, total: int) -> None:
 
 def _fail(error: Exception, as_json: bool) -> NoReturn:
     message = f"{type(error).__name__}: {error}"
-    _err.print(f"[red]failed:[/red] {message}", highlight=False)
+    _err().print(f"[red]failed:[/red] {message}", highlight=False)
     if as_json:
-        _out.file.write(json.dumps({"error": message}) + "\n")
-    raise typer.Exit(EXIT_FAILED)
+        sys.stdout.write(json.dumps({"error": message}) + "\n")
+    raise Exit(EXIT_FAILED)
 
 
 def main() -> None:
     """Console-script entry point."""
     try:
-        _app_for(sys.argv[1:])(prog_name="ctparquet")
+        app(prog_name="ctparquet")
     finally:
         # At exit the interpreter's last collection walks every object the imports made
         # (Polars, pyarrow, pydantic: 0.2-0.3 s of CPU) to free memory the OS takes back
         # anyway. Frozen, they are skipped; files and leases are closed by then.
         gc.freeze()
-
-
-def _app_for(args: list[str]) -> typer.Typer:
-    """``app`` with only the command ``args`` start with, if they name one: typer builds
-    every command's options from its signature before it runs one (0.05-0.1 s for all)."""
-    from typer.main import get_command_name
-
-    named = args[0] if args else ""
-    chosen = [
-        info
-        for info in app.registered_commands
-        if info.callback and (info.name or get_command_name(info.callback.__name__)) == named
-    ]
-    if not chosen:  # --help, --version, a typo: the whole app answers
-        return app
-    only = copy.copy(app)
-    only.registered_commands = chosen
-    return only
 
 
 if __name__ == "__main__":

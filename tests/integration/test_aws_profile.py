@@ -100,7 +100,7 @@ def test_the_cli_passes_profile_and_region_to_the_run(s3, aws_profile, tmp_path)
     # A fresh process (the CLI sets the settings' environment), every S3 signature recorded.
     program = (
         "import json, sys\n"
-        "from typer.testing import CliRunner\n"
+        "from click.testing import CliRunner\n"
         "import flows.storage\n"
         "from flows.cli import app\n"
         "from tests.integration.test_aws_profile import signed_by\n"

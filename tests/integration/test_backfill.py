@@ -6,7 +6,7 @@ import json
 from datetime import date
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.backfill import run_backfill
 from flows.cli import EXIT_OK, app

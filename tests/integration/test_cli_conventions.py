@@ -18,7 +18,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.cli import EXIT_OK, app, prefect_api_configured
 from tests.trail import ACCOUNT_A, Trail, at
@@ -94,7 +94,7 @@ def run_cli_program(args: list[str], env: dict[str, str]) -> subprocess.Complete
     """The CLI in a fresh interpreter; prints what it imported of Prefect as its last line."""
     program = (
         "import json, sys\n"
-        "from typer.testing import CliRunner\n"
+        "from click.testing import CliRunner\n"
         "from flows.cli import app\n"
         f"result = CliRunner().invoke(app, {args!r})\n"
         "sys.stdout.write(result.output)\n"

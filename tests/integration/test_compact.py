@@ -111,7 +111,7 @@ def test_a_rerun_changes_nothing_and_open_days_are_left_alone(small_files_table)
 def test_cli_compact_json(small_files_table):
     import json
 
-    from typer.testing import CliRunner
+    from click.testing import CliRunner
 
     from flows.cli import app
 

@@ -13,7 +13,7 @@ import json
 from collections import Counter
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.cli import EXIT_FAILED, app
 from flows.ingest import run_ingest

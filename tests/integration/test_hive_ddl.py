@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import sqlglot
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.cli import app
 from flows.ingest import run_ingest

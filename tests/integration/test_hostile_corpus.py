@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 import transforms.events
 from flows.cli import EXIT_OK, EXIT_PROBLEMS, app

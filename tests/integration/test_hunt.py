@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.cli import EXIT_FAILED, EXIT_OK, EXIT_PROBLEMS, app
 from flows.hunting import EVENT_IDS_LISTED, run_hunt

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.cli import EXIT_FAILED, EXIT_OK, EXIT_PROBLEMS, app
 from tests.helpers import read_table
@@ -171,7 +171,7 @@ def test_ingest_without_prefect_imports_no_prefect(every_delivery_day, logs, tmp
     args = ["ingest", str(logs), str(tmp_path / "lake"), "--no-prefect", "--workers", "2"]
     program = (
         "import sys\n"
-        "from typer.testing import CliRunner\n"
+        "from click.testing import CliRunner\n"
         "from flows.cli import app\n"
         f"result = CliRunner().invoke(app, {args!r})\n"
         "assert 'prefect' not in sys.modules, 'ingest --no-prefect imported Prefect'\n"

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.cli import EXIT_OK, app
 from flows.register import save_named_queries

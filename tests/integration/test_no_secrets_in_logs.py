@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.cli import app
 from tests.hostile import CANARY, SECRET_CANARY, build_hostile_corpus, upload_corpus

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.cli import EXIT_FAILED, EXIT_OK, EXIT_PROBLEMS, app
 from flows.ingest import run_ingest
@@ -232,7 +232,7 @@ def test_ddl_prints_the_table_without_importing_prefect(tmp_path):
     args = ["ddl", str(tmp_path / "lake"), "--database", "db"]
     program = (
         "import sys\n"
-        "from typer.testing import CliRunner\n"
+        "from click.testing import CliRunner\n"
         "from flows.cli import app\n"
         f"result = CliRunner().invoke(app, {args!r})\n"
         "assert 'prefect' not in sys.modules, 'ddl imported Prefect'\n"

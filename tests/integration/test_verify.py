@@ -11,7 +11,7 @@ import json
 from datetime import date
 
 import pytest
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 from flows.cli import app
 from flows.run import run_ingest
