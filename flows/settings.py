@@ -20,7 +20,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -74,7 +74,8 @@ def _reading_the_environment(cls: type[_T]) -> type[_T]:
             except _RuleError as refused:
                 problems.append(f"{cls.__name__}({name}={value!r}): {refused}")
         if len(given) < len(fields):  # dataclasses.replace gives every field
-            for variable, name, text in _variables(os.environ, fields.keys() - given.keys()):
+            unset = [name for name in fields if name not in given]
+            for variable, name, text in _variables(os.environ, unset):
                 try:
                     value = checks[name].text(text)
                 except _RuleError as refused:
@@ -90,17 +91,17 @@ def _reading_the_environment(cls: type[_T]) -> type[_T]:
     return cls
 
 
-def _variables(environ: Mapping[str, str], names: Iterable[str]) -> list[tuple[str, str, str]]:
-    """``(variable, field, value)`` of each of ``names`` set in ``environ``, whatever the
-    variable's case; of two spellings the one ``environ`` lists last wins, as in
-    pydantic-settings (which lowercases the environment into a dict)."""
+def _variables(environ: Mapping[str, str], names: list[str]) -> list[tuple[str, str, str]]:
+    """``(variable, field, value)`` of each of ``names`` set in ``environ``, in their order,
+    whatever the variable's case; of two spellings the one ``environ`` lists last wins, as
+    in pydantic-settings (which lowercases the environment into a dict)."""
     wanted = {ENV_PREFIX.lower() + name: name for name in names}
     found: dict[str, tuple[str, str, str]] = {}
     for variable, text in environ.items():
         name = wanted.get(variable.lower())
         if name is not None:
             found[name] = (variable, name, text)
-    return list(found.values())
+    return [found[name] for name in names if name in found]
 
 
 class _RuleError(Exception):

@@ -8,6 +8,7 @@ the value and the rule; keywords win over the environment and are checked too.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import pickle
@@ -129,18 +130,35 @@ def test_a_refused_variable_is_named_with_its_value_and_rule(monkeypatch, variab
     with pytest.raises(SettingsError) as refused:
         Settings()
     assert str(refused.value).startswith(f"{variable}={text!r}: {rule}")  # bools list the words
-    assert isinstance(refused.value, ValueError)  # what callers caught of pydantic's error
+    assert isinstance(refused.value, ValueError)  # as pydantic's ValidationError was
 
 
 def test_every_refused_value_is_reported_at_once(monkeypatch):
-    monkeypatch.setenv("CTPARQUET_BATCH_BYTES", "big")
     monkeypatch.setenv("CTPARQUET_S3_MAX_ATTEMPTS", "0")
+    monkeypatch.setenv("CTPARQUET_BATCH_BYTES", "big")
     with pytest.raises(SettingsError) as refused:
         Settings()
-    assert sorted(refused.value.problems) == [
+    assert refused.value.problems == (  # in the fields' order
         "CTPARQUET_BATCH_BYTES='big': not an integer",
         "CTPARQUET_S3_MAX_ATTEMPTS='0': must be greater than 0",
-    ]
+    )
+
+
+def test_a_command_refuses_a_bad_variable_by_name_with_its_failure_status(tmp_path):
+    from flows.cli import EXIT_FAILED
+
+    (tmp_path / "AWSLogs").mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "ingest", "AWSLogs", "lake", "--no-prefect", "--json"],
+        cwd=tmp_path,
+        env={**os.environ, "CTPARQUET_BATCH_BYTES": "4MiB"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == EXIT_FAILED, run.stderr
+    message = "SettingsError: CTPARQUET_BATCH_BYTES='4MiB': not an integer"
+    assert json.loads(run.stdout.splitlines()[-1]) == {"error": message}
 
 
 def test_keywords_win_over_the_environment_even_a_refused_one(monkeypatch):
