@@ -40,6 +40,7 @@ def test_no_command_imports_prefect_or_the_aws_sdk_for_local_folders(name, work)
     run = run_cli(commands(prepare(work), work)[name], without_prefect_api(work))
     assert run.exit == EXIT_OF.get(name, EXIT_OK), run.output
     assert run.imported("prefect", *AWS_SDK) == []
+    assert run.imported("pydantic_settings") == []  # Settings is a stdlib dataclass
 
 
 def test_help_imports_no_data_library():
