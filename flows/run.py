@@ -16,6 +16,7 @@ than one batch, unless ``workers`` says otherwise.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import time
 from collections.abc import Callable
@@ -113,7 +114,7 @@ def run_ingest(
         settings.batch_objects,
     )
     threads = batch_workers(settings, planned)
-    settings = settings.model_copy(update={"workers": threads})
+    settings = dataclasses.replace(settings, workers=threads)
     with BatchWorkers(source, dest, settings) if threads > 1 else nullcontext() as workers:
         # In this thread, one index of the table's eventIDs for the whole run (refreshed
         # under each partition's lease); each worker thread keeps its own.

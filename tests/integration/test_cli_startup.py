@@ -41,6 +41,7 @@ def test_no_command_imports_prefect_or_the_aws_sdk_for_local_folders(name, work)
     run = run_cli(commands(prepare(work), work)[name], without_prefect_api(work))
     assert run.exit == EXIT_OF.get(name, EXIT_OK), run.output
     assert run.imported("prefect", *AWS_SDK) == []
+    assert run.imported("pydantic_settings") == []  # Settings is a stdlib dataclass
 
 
 def test_help_imports_no_data_library():
@@ -63,10 +64,9 @@ def test_ingest_and_backfill_convert_without_prefect_and_say_so_in_one_line(work
         assert run.stderr.count(NO_PREFECT_LINE) == 1
         written.append(json.loads(run.stdout.splitlines()[-1])["events_written"])
         assert run.imported("prefect", *AWS_SDK) == []
-        # typer built a pydantic adapter per parameter (0.2 s); --json prints nothing for
-        # people, so no rich either. pydantic itself is still imported by flows/settings.py
-        # (pydantic-settings): assert it here too once that is gone.
-        assert run.imported("typer", "rich") == []
+        # typer built a pydantic adapter per parameter (0.2 s), and Settings is a stdlib
+        # dataclass: no pydantic. --json prints nothing for people, so no rich either.
+        assert run.imported("typer", "pydantic", "rich") == []
     assert written == [TINY_EVENTS, TINY_EVENTS]  # every event of the trail, either way
 
 
