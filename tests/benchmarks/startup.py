@@ -44,7 +44,7 @@ TINY_EVENTS = 300
 """Distinct events in the tiny trail (one day of two regions, with its late deliveries)."""
 
 _DRIVER = """
-import json, sys, time
+import gc, json, sys, time
 out, watched, sys.argv = sys.argv[1], tuple(json.loads(sys.argv[2])), ["ctparquet", *sys.argv[3:]]
 first_work = []
 
@@ -62,7 +62,8 @@ except SystemExit as stop:
 else:
     code = 0
 with open(out, "w") as file:
-    json.dump({"exit": code, "modules": sorted(sys.modules), "first_work": first_work}, file)
+    found = {"exit": code, "modules": sorted(sys.modules), "first_work": first_work}
+    json.dump({**found, "collecting": gc.isenabled()}, file)
 """
 
 
@@ -78,6 +79,8 @@ class CliRun:
     first_work: float | None = None
     first_work_cpu: float | None = None
     """CPU seconds the process had used by then."""
+    collecting: bool | None = None
+    """Whether the cycle collector was on at exit (it is off while a command imports)."""
 
     @property
     def output(self) -> str:
@@ -104,7 +107,7 @@ def run_cli(
     at, cpu = found["first_work"] or (None, None)
     first = at - started if at is not None else None
     modules = frozenset(found["modules"])
-    return CliRun(found["exit"], done.stdout, done.stderr, modules, first, cpu)
+    return CliRun(found["exit"], done.stdout, done.stderr, modules, first, cpu, found["collecting"])
 
 
 def without_prefect_api(home: Path) -> dict[str, str]:

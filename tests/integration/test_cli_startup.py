@@ -67,6 +67,7 @@ def test_ingest_and_backfill_convert_without_prefect_and_say_so_in_one_line(work
         # typer built a pydantic adapter per parameter (0.2 s), and Settings is a stdlib
         # dataclass: no pydantic. --json prints nothing for people, so no rich either.
         assert run.imported("typer", "pydantic", "rich") == []
+        assert run.collecting  # off while the command imported, on again for its work
     assert written == [TINY_EVENTS, TINY_EVENTS]  # every event of the trail, either way
 
 
