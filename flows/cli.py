@@ -80,6 +80,16 @@ def _argument(name: str, help: str) -> Callable[[_Function], _Function]:
     return click.argument(name, cls=_Argument, help=help)
 
 
+def _day_option(
+    name: str, help: str, *, required: bool = False, metavar: str | None = None
+) -> Callable[[_Function], _Function]:
+    """An option taking one day, YYYY-MM-DD."""
+    return click.option(
+        name, type=click.DateTime(["%Y-%m-%d"]), required=required, metavar=metavar or _DAY,
+        help=help,
+    )  # fmt: skip
+
+
 def _print_version(ctx: click.Context, _param: click.Parameter, asked: bool) -> None:
     if asked and not ctx.resilient_parsing:
         from importlib.metadata import version
@@ -504,18 +514,8 @@ def _print_redrive(summary: dict[str, Any]) -> None:
 @app.command()
 @_argument("source", _SOURCE)
 @_argument("dest", _TABLE)
-@click.option(
-    "--start",
-    type=click.DateTime(["%Y-%m-%d"]),
-    metavar=_DAY,
-    help="First delivery day (default: 6 days ago).",
-)
-@click.option(
-    "--end",
-    type=click.DateTime(["%Y-%m-%d"]),
-    metavar=_DAY,
-    help="Last delivery day (default: today).",
-)
+@_day_option("--start", "First delivery day (default: 6 days ago).")
+@_day_option("--end", "Last delivery day (default: today).")
 @click.option(
     "--repair", is_flag=True, help="Convert the log objects found not converted (exactly once)."
 )
@@ -682,15 +682,8 @@ def query(
 
 @app.command()
 @_argument("dest", _TABLE)
-@click.option(
-    "--since",
-    type=click.DateTime(["%Y-%m-%d"]),
-    metavar=_DAY,
-    help="First event day (default: all).",
-)
-@click.option(
-    "--until", type=click.DateTime(["%Y-%m-%d"]), metavar=_DAY, help="Last event day, included."
-)
+@_day_option("--since", "First event day (default: all).")
+@_day_option("--until", "Last event day, included.")
 @click.option(
     "--query",
     "query_names",
@@ -758,12 +751,7 @@ def hunt(
     metavar="<path>",
     help="The HTML file to write.",
 )
-@click.option(
-    "--since",
-    type=click.DateTime(["%Y-%m-%d"]),
-    metavar=_DAY,
-    help="First event day (default: all).",
-)
+@_day_option("--since", "First event day (default: all).")
 @_json_flag
 @_profile_option
 @_aws_region_option
@@ -956,20 +944,8 @@ def _save_hunting_pack(workgroup: str | None, database: str, table: str, done: A
 @app.command()
 @_argument("source", _SOURCE)
 @_argument("dest", _NEW_TABLE)
-@click.option(
-    "--start",
-    type=click.DateTime(["%Y-%m-%d"]),
-    required=True,
-    metavar="YYYY-MM-DD",
-    help="First delivery day.",
-)
-@click.option(
-    "--end",
-    type=click.DateTime(["%Y-%m-%d"]),
-    required=True,
-    metavar="YYYY-MM-DD",
-    help="Last delivery day (included).",
-)
+@_day_option("--start", "First delivery day.", required=True, metavar="YYYY-MM-DD")
+@_day_option("--end", "Last delivery day (included).", required=True, metavar="YYYY-MM-DD")
 @click.option("--account", multiple=True, metavar="ID", help="Only this account (repeatable).")
 @click.option("--region", multiple=True, metavar="R", help="Only this region's logs (repeatable).")
 @click.option(
