@@ -140,7 +140,9 @@ class PartitionIndex:
 
     @classmethod
     def from_parquet(cls, data: bytes) -> PartitionIndex:
-        table = pq.read_table(pa.BufferReader(data))
+        # ParquetFile, not read_table: read_table goes through pyarrow.dataset, whose import
+        # (35 ms, GIL held) a batch thread paid on its first partition written by another.
+        table = pq.ParquetFile(pa.BufferReader(data)).read()
         meta = json.loads((table.schema.metadata or {})[_COVERS_KEY])
         covers = {c["name"]: (int(c["number"]), int(c["size"])) for c in meta["covers"]}
         ids = pl.from_arrow(table)
