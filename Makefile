@@ -13,8 +13,8 @@ test: ## set up, lint, type-check, run every test
 lint: ## ruff and mypy only
 	$(PY) dev.py setup && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
-bench: ## ctparquet ingest vs DuckDB's best, 1 and 2 cores, and start-up (300k events, ~6 min)
-	$(PY) dev.py setup && .venv/bin/python -m tests.benchmarks --events 300000 --cores 1 2 --repeat 2 --startup
+bench: ## ctparquet ingest vs DuckDB's best, 1 and 2 cores, and start-up (300k events, medians of 3, ~8 min)
+	$(PY) dev.py setup && .venv/bin/python -m tests.benchmarks --events 300000 --cores 1 2 --repeat 3 --startup
 
 bench-stages: ## where one core's time goes: inflate, parse, columns, place, encode, write
 	$(PY) dev.py setup && POLARS_MAX_THREADS=1 .venv/bin/python -m tests.benchmarks.stages --objects 700
