@@ -831,6 +831,7 @@ def ddl(
     _use_aws(profile, aws_region)
     from flows.register import render_ddl
 
+    _loaded()
     try:
         statement, problems, warnings = render_ddl(
             dest, table=table, database=database, kind=kind, regions=region
@@ -888,6 +889,7 @@ def register(
     _use_aws(profile, aws_region)
     from flows.register import AthenaDDL, register_table
 
+    _loaded()
     try:
         athena = AthenaDDL(athena_workgroup, output=athena_output) if athena_workgroup else None
         done = register_table(
