@@ -108,3 +108,30 @@ def test_a_write_that_fails_past_the_retries_fails_the_run_and_the_rerun_complet
     rerun = run_ingest(SOURCE, DEST, lookback_days=0)
     assert rerun.objects_converted > 0
     assert table_event_ids() == Counter(corpus.good)
+
+
+def test_a_put_whose_body_stops_short_never_reaches_s3(s3):
+    """As on S3: a client killed while sending a PUT leaves no object, not the part it sent
+    (stored, that part would carry the whole body's checksum, and every GET of it fail)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    import boto3
+
+    from tests.s3_server import REGION
+
+    s3.client().create_bucket(Bucket="lake")
+    with s3_through_proxy(s3.url) as proxy:
+        address = urlsplit(proxy.url)
+        with socket.create_connection((address.hostname, address.port)) as sending:
+            sending.sendall(
+                b"PUT /lake/t/cut.json HTTP/1.1\r\nHost: lake\r\nContent-Length: 100\r\n\r\n"
+                b'{"owner": '  # 10 of the 100 bytes, then the client is gone
+            )
+            sending.shutdown(socket.SHUT_WR)
+            sending.recv(65536)  # returns once the proxy is done with the request
+        through_proxy = boto3.client("s3", endpoint_url=proxy.url, region_name=REGION)
+        through_proxy.put_object(Bucket="lake", Key="t/whole.json", Body=b'{"owner": "x"}')
+    listed = s3.client().list_objects_v2(Bucket="lake").get("Contents", [])
+    assert [o["Key"] for o in listed] == ["t/whole.json"]  # a whole PUT goes through
+    assert [r.key for r in proxy.requests if r.method == "PUT"] == ["t/whole.json"]
