@@ -10,8 +10,11 @@ what was not done is not marked done, and the next run does it.
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
+from urllib.parse import urlsplit
 
+import boto3
 import pytest
 from click.testing import CliRunner
 
@@ -28,6 +31,7 @@ from tests.hostile import (
     problem_places,
     upload_corpus,
 )
+from tests.s3_server import REGION
 
 SOURCE, DEST = "s3://trail/AWSLogs/", "s3://lake/cloudtrail/"
 
@@ -113,13 +117,6 @@ def test_a_write_that_fails_past_the_retries_fails_the_run_and_the_rerun_complet
 def test_a_put_whose_body_stops_short_never_reaches_s3(s3):
     """As on S3: a client killed while sending a PUT leaves no object, not the part it sent
     (stored, that part would carry the whole body's checksum, and every GET of it fail)."""
-    import socket
-    from urllib.parse import urlsplit
-
-    import boto3
-
-    from tests.s3_server import REGION
-
     s3.client().create_bucket(Bucket="lake")
     with s3_through_proxy(s3.url) as proxy:
         address = urlsplit(proxy.url)
