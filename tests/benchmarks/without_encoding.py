@@ -52,7 +52,7 @@ def without_encoding(arguments: list[str]) -> None:
 
     if not hasattr(flows.batch, "to_parquet"):  # else the floor would silently encode
         raise RuntimeError("flows.batch no longer encodes through to_parquet: update this")
-    flows.batch.to_parquet = first_row_only  # type: ignore[attr-defined]  # re-exported import
+    flows.batch.to_parquet = first_row_only
     sys.argv = ["ctparquet", *arguments]
     flows.cli.main()
 
