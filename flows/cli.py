@@ -243,8 +243,9 @@ def _use_aws(profile: str | None, region: str | None) -> None:
     metavar="N",
     envvar="CTPARQUET_WORKERS",
     show_envvar=True,
-    help="Threads converting batches in parallel (default: one per usable core "
-    "when more than one batch is pending, else 1).",
+    help="Workers converting batches in parallel: processes pinned one per core, or "
+    "threads where a fork is not safe (default: one per usable core when more than one "
+    "batch is pending, else 1).",
 )
 @_profile_option
 @_aws_region_option
@@ -316,7 +317,8 @@ def _print_ingest(summary: dict[str, Any]) -> None:
         f"partitions ({summary['files_written']} files, {summary['bytes_written'] / 1e6:.1f} MB); "
         f"{summary['duplicates_dropped']:,} duplicate eventIDs dropped.\n"
         f"Read {summary['events_read']:,} events in {summary['seconds']:.1f} s "
-        f"({summary['events_per_second']:,} events/s; {summary['wall_seconds']:.1f} s in all).\n"
+        f"({summary['events_per_second']:,} events/s; {summary['wall_seconds']:.1f} s in all; "
+        f"workers: {summary.get('workers') or 'none'}).\n"
         + (f"Table: {summary['events_table']}" if "events_table" in summary else "No table yet."),
         highlight=False,
     )
@@ -1072,11 +1074,14 @@ def _progress(label: str, unit: str, *, hidden: bool) -> Iterator[Callable[[int,
         TimeElapsedColumn(),
         console=_err(),
         transient=True,
+        # Redrawn on each update, not by a thread of its own: ingest forks its workers
+        # only from a process running one thread (flows.workers.fork_workers).
+        auto_refresh=False,
     ) as bar:
         job = bar.add_task(label, total=None)
 
         def on_progress(done: int, total: int) -> None:
-            bar.update(job, completed=done, total=total)
+            bar.update(job, completed=done, total=total, refresh=True)
 
         yield on_progress
 

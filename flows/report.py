@@ -55,6 +55,8 @@ class RunSummary:
     bytes_read: int = 0
     bytes_written: int = 0
     seconds: float = 0.0
+    workers: str = ""
+    """What converted the batches: "2 processes", "2 threads", "1 (this process)"."""
     catalog: list[dict[str, Any]] = field(default_factory=list)
     """What the Glue registration after the run did, one entry per table (when configured)."""
     days_listed: int = 0
@@ -140,6 +142,7 @@ class RunSummary:
                 "table": summarise_requests(self.table_requests),
             },
             "seconds": round(self.seconds, 3),
+            "workers": self.workers,
             "events_per_second": round(self.events_read / self.seconds) if self.seconds else 0,
             "catalog": self.catalog,
         }
@@ -168,6 +171,7 @@ class RunSummary:
             ("Requests to the table (LIST / GET / PUT / other)", _requests(table, put=True)),
             ("Problems", f"{len(self.problems):,}"),
             ("Seconds", f"{self.seconds:.1f}"),
+            ("Workers", self.workers or "none (nothing to convert)"),
         ]
         if self.days_outside_window:
             outside = self.days_outside_window

@@ -10,8 +10,9 @@ did not list, and the backfill command that converts them.
 This module imports no Prefect: ``ctparquet ingest --no-prefect`` skips its
 start-up time and memory (about 0.8 s and 100 MB). The
 Prefect flow in ``flows.ingest`` runs this same function. Batches are converted
-by worker threads (``flows.workers``): one per usable core when there is more
-than one batch, unless ``workers`` says otherwise.
+by workers (``flows.workers``): one per usable core when there is more than one
+batch, unless ``workers`` says otherwise; processes forked at the run's start
+where that is safe, else threads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import dataclasses
 import posixpath
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -51,7 +53,7 @@ from flows.report import OutsideWindow, RunSummary
 from flows.settings import Settings
 from flows.state import UnsafeKeyError, pending_days, trail_key
 from flows.storage import Storage, remove_local_leftovers
-from flows.workers import BatchWorkers, batch_workers
+from flows.workers import BatchWorkers, batch_workers, fork_workers
 from transforms.errors import PipelineError
 
 
@@ -93,6 +95,27 @@ def run_ingest(
     now = now or datetime.now(UTC)
     lookback = settings.lookback_days if lookback_days is None else lookback_days
     started = time.perf_counter()
+    # Forked first, while nothing has started a thread yet; shut down unused if one batch.
+    with fork_workers(settings) or nullcontext() as processes:
+        return _ingest(
+            source_url, dest_url, lookback=lookback, now=now, settings=settings,
+            processes=processes, started=started, progress=progress, converter=converter, log=log,
+        )  # fmt: skip
+
+
+def _ingest(
+    source_url: str,
+    dest_url: str,
+    *,
+    lookback: int,
+    now: datetime,
+    settings: Settings,
+    processes: ProcessPoolExecutor | None,
+    started: float,
+    progress: Progress | None,
+    converter: BatchConverter,
+    log: Callable[[str], Any] | None,
+) -> RunSummary:
     source, dest = open_storages(source_url, dest_url, settings)
     summary = new_summary(source, dest)
     found = discover(source)
@@ -115,7 +138,13 @@ def run_ingest(
     )
     threads = batch_workers(settings, planned)
     settings = dataclasses.replace(settings, workers=threads)
-    with BatchWorkers(source, dest, settings) if threads > 1 else nullcontext() as workers:
+    if threads < 2 and processes:
+        processes.shutdown()
+        processes = None
+    with (
+        BatchWorkers(source, dest, settings, processes) if threads > 1 else nullcontext()
+    ) as workers:
+        summary.workers = f"{threads} {workers.kind}" if workers else "1 (this process)"
         # In this thread, one index of the table's eventIDs for the whole run (refreshed
         # under each partition's lease); each worker thread keeps its own.
         known = KnownEventIds(dest)

@@ -8,8 +8,10 @@ reports medians: events/s, MB/s of uncompressed JSON, CPU-seconds, peak RSS of t
 whole process tree, output bytes, and our ratio to DuckDB on the same cores.
 
 - ours: the ``ctparquet ingest SOURCE DEST --lookback-days 0 --no-prefect`` process
-  with default settings (its worker threads: one per core it may use), timed from its
-  start to its exit (start-up included).
+  with default settings (its workers: one forked process per core it may use), timed
+  from its start to its exit (start-up included).
+- ours-threads (2 cores and more): the same with ``CTPARQUET_WORKER_PROCESSES=false``,
+  the worker threads a run gets where it cannot fork (a Prefect flow run).
 - ours-inprocess: ``flows.run.run_ingest`` in a warm process (imports not timed).
 - duckdb, duckdb-snappy: DuckDB's fastest forms found (``--duckdb-forms`` times every form tried):
   ``COPY (SELECT … FROM read_json(…, format = 'auto', records = true, columns = …))
@@ -198,7 +200,9 @@ IN_PROCESS: dict[str, Callable[[Path, Path, int], dict[str, float]]] = {
     "ours-inprocess": run_ours_inprocess,
     "floor": run_floor,
 }
-CONTENDERS = ["ours", "ours-startup", "ours-inprocess", *DUCKDB_CONTENDERS, "floor"]
+CONTENDERS = [
+    "ours", "ours-threads", "ours-startup", "ours-inprocess", *DUCKDB_CONTENDERS, "floor"
+]  # fmt: skip
 
 
 def child(name: str, source: Path, out: Path, cores: int) -> None:
@@ -268,8 +272,11 @@ def measure(name: str, source: Path, cores: int, form: str = DUCKDB_BEST) -> dic
     out = CACHE / f"out-{name}-{cores}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PREFECT_HOME": str(CACHE / "prefect")}
-    if name == "ours":  # default settings: a worker thread per core it may use (ADR 17)
+    if name == "ours":  # default settings: a worker process per core it may use (ADR 19)
         command = ingest_command(source, out, "--no-prefect")
+    elif name == "ours-threads":  # worker threads, as where a fork is not safe (ADR 17)
+        command = ingest_command(source, out, "--no-prefect")
+        env["CTPARQUET_WORKER_PROCESSES"] = "false"
     elif name == "ours-startup":  # the same process over an empty source: its fixed cost
         (CACHE / "empty" / "AWSLogs").mkdir(parents=True, exist_ok=True)
         command = ingest_command(CACHE / "empty", out, "--no-prefect")
@@ -454,7 +461,7 @@ def main() -> None:
     for round_ in range(args.repeat):
         for cores in args.cores:
             for name in args.only:
-                if name == "floor" and cores > 1:
+                if (name == "floor" and cores > 1) or (name == "ours-threads" and cores < 2):
                     continue
                 if name == "ours-startup" and "ours" not in args.only:
                     continue

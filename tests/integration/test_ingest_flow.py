@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -127,7 +128,7 @@ def test_cli_json_summary_is_the_last_stdout_line(every_delivery_day, logs, tmp_
     assert summary["events_table"] == str(tmp_path / "lake" / "events")
 
 
-def test_cli_workers_option_converts_on_worker_threads(
+def test_cli_workers_option_converts_on_that_many_workers(
     every_delivery_day, logs, tmp_path, monkeypatch
 ):
     from flows.workers import BatchWorkers
@@ -137,9 +138,11 @@ def test_cli_workers_option_converts_on_worker_threads(
     pools: list[int] = []
     start_pool = BatchWorkers.__init__
 
-    def recording(self: BatchWorkers, source: Any, dest: Any, settings: Any) -> None:
+    def recording(
+        self: BatchWorkers, source: Any, dest: Any, settings: Any, processes: Any = None
+    ) -> None:
         pools.append(settings.workers)
-        start_pool(self, source, dest, settings)
+        start_pool(self, source, dest, settings, processes)
 
     monkeypatch.setattr(BatchWorkers, "__init__", recording)
     result = CliRunner().invoke(
@@ -147,6 +150,8 @@ def test_cli_workers_option_converts_on_worker_threads(
     )
     assert result.exit_code == EXIT_OK, result.output
     assert pools == [2]
+    # Processes when this test process runs one thread when the run starts, else threads.
+    assert re.search(r"workers: 2 (processes|threads)\)", result.stdout), result.stdout
     assert sorted(read_table(tmp_path / "lake" / "events")["eventid"]) == ["e1", "e2"]
 
 

@@ -1,8 +1,11 @@
-"""How many threads convert an ingest run's batches, and that they write each event once.
+"""How many workers convert an ingest run's batches, of which kind, and that they write
+each event once.
 
 The default is the cores the process may use when more than one batch is pending,
 else 1; the runs here are real ``run_ingest`` calls in a child process pinned (CPU
-affinity, as ``taskset`` sets it) to a chosen number of cores.
+affinity, as ``taskset`` sets it) to a chosen number of cores. Such a process runs one
+thread when the run starts, as a command-line run does, so its workers are forked
+processes (``flows.workers.fork_workers``); threads where a fork is not safe or not wanted.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pytest
 
 from flows.run import run_ingest
 from flows.settings import Settings
-from flows.workers import BatchWorkers, batch_workers, usable_cores
+from flows.workers import BatchWorkers, batch_workers, usable_cores, worker_core
 from tests.conftest import require
 from tests.trail import ACCOUNT_A, ACCOUNT_B, Trail, assert_exactly_once, at
 
@@ -29,12 +32,12 @@ from flows.workers import BatchWorkers
 os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:int(sys.argv[3])])
 pools = []
 start = BatchWorkers.__init__
-def recording(self, source, dest, settings):
+def recording(self, source, dest, settings, processes=None):
     pools.append(settings.workers)
-    start(self, source, dest, settings)
+    start(self, source, dest, settings, processes)
 BatchWorkers.__init__ = recording
 summary = run_ingest(sys.argv[1], sys.argv[2], lookback_days=0)
-print(json.dumps({"pools": pools, "events": summary.events_written}))
+print(json.dumps({"pools": pools, "events": summary.events_written, "workers": summary.workers}))
 """
 
 
@@ -63,6 +66,12 @@ def test_usable_cores_are_the_processes_affinity():
     assert usable_cores() == len(os.sched_getaffinity(0))
 
 
+def test_each_worker_gets_a_core_of_its_own_while_there_are_enough():
+    assert [worker_core(i, 2, [4, 7]) for i in range(2)] == [4, 7]
+    assert [worker_core(i, 2, [0, 1, 2]) for i in range(2)] == [0, 1]
+    assert [worker_core(i, 3, [0, 1]) for i in range(3)] == [None, None, None]
+
+
 def test_the_setting_wins_else_one_thread_per_core_for_more_than_one_batch():
     assert batch_workers(Settings(workers=3), iter([])) == 3
     assert batch_workers(Settings(), iter([])) == 1
@@ -75,6 +84,7 @@ def test_a_run_of_many_batches_uses_every_core_it_may(tmp_path):
     trail = trail_of(tmp_path / "logs", 6)
     found = ingest_pinned(trail, tmp_path / "table", 2, CTPARQUET_BATCH_OBJECTS="1")
     assert found["pools"] == [2]
+    assert found["workers"] == "2 processes"
     assert found["events"] == 18
     assert_exactly_once(str(tmp_path / "table"), trail.event_ids)
 
@@ -84,8 +94,13 @@ def test_one_core_or_one_batch_converts_in_the_calling_thread(tmp_path):
     assert ingest_pinned(trail, tmp_path / "one-core", 1, CTPARQUET_BATCH_OBJECTS="1") == {
         "pools": [],
         "events": 18,
+        "workers": "1 (this process)",
     }
-    assert ingest_pinned(trail, tmp_path / "one-batch", 2) == {"pools": [], "events": 18}
+    assert ingest_pinned(trail, tmp_path / "one-batch", 2) == {
+        "pools": [],
+        "events": 18,
+        "workers": "1 (this process)",
+    }
     assert_exactly_once(str(tmp_path / "one-batch"), trail.event_ids)
 
 
@@ -95,6 +110,7 @@ def test_the_workers_setting_overrides_the_cores(tmp_path):
         trail, tmp_path / "table", 1, CTPARQUET_BATCH_OBJECTS="1", CTPARQUET_WORKERS="3"
     )
     assert found["pools"] == [3]
+    assert found["workers"] == "3 processes"
     assert_exactly_once(str(tmp_path / "table"), trail.event_ids)
 
 
@@ -111,9 +127,10 @@ def test_worker_threads_write_every_event_once_and_advance_every_day(
         return convert(self, batch)
 
     monkeypatch.setattr(BatchWorkers, "_convert", watching)
-    settings = Settings(batch_objects=1, lookback_days=0, workers=threads)
+    settings = Settings(batch_objects=1, lookback_days=0, workers=threads, worker_processes=False)
     summary = run_ingest(trail.url, str(tmp_path / "table"), settings=settings)
     assert summary.objects_converted == 8
+    assert summary.workers == f"{threads} threads"
     assert len(seen) >= 2 and all(name.startswith("batch") for name in seen)
     assert_exactly_once(str(tmp_path / "table"), trail.event_ids)
     again = run_ingest(trail.url, str(tmp_path / "table"), settings=settings)
