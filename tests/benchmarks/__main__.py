@@ -8,8 +8,8 @@ reports medians: events/s, MB/s of uncompressed JSON, CPU-seconds, peak RSS of t
 whole process tree, output bytes, and our ratio to DuckDB on the same cores.
 
 - ours: the ``ctparquet ingest SOURCE DEST --lookback-days 0 --no-prefect`` process
-  with default settings (its workers: one forked process per core it may use), timed
-  from its start to its exit (start-up included).
+  with default settings (its workers: one forked process per core it may use, each
+  pinned to its core), timed from its start to its exit (start-up included).
 - ours-threads (2 cores and more): the same with ``CTPARQUET_WORKER_PROCESSES=false``,
   the worker threads a run gets where it cannot fork (a Prefect flow run).
 - ours-inprocess: ``flows.run.run_ingest`` in a warm process (imports not timed).
@@ -272,7 +272,7 @@ def measure(name: str, source: Path, cores: int, form: str = DUCKDB_BEST) -> dic
     out = CACHE / f"out-{name}-{cores}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PREFECT_HOME": str(CACHE / "prefect")}
-    if name == "ours":  # default settings: a worker process per core it may use (ADR 19)
+    if name == "ours":  # default settings: a pinned worker process per core it may use (ADR 17)
         command = ingest_command(source, out, "--no-prefect")
     elif name == "ours-threads":  # worker threads, as where a fork is not safe (ADR 17)
         command = ingest_command(source, out, "--no-prefect")
