@@ -11,7 +11,7 @@ Ingest's workers are processes forked before the run plans, when this process
 runs a single thread then (a command-line run): forked after the imports, they
 cost no start-up, and each has its own interpreter lock. Each is pinned to a core
 of its own, so it and its Polars pool stay there: unpinned, forked workers were no
-faster than threads; pinned, they take 9-10% less time on two cores (docs/adr/0017).
+faster than threads; pinned, they take 9-10% less time on two cores (docs/adr/0019).
 Otherwise (a Prefect flow run, a process that has used Polars' thread pool) a fork
 could copy a lock another thread holds, so the workers are threads. This module
 imports no Prefect.
@@ -125,8 +125,8 @@ def worker_core(index: int, workers: int, cores: list[int]) -> int | None:
 
     Pinned, a worker and the Polars pool it starts (whose threads inherit its affinity)
     stay on one core: its caches stay warm and the workers do not take turns on both
-    cores. Measured on two cores (docs/adr/0017): 9-10% less time than unpinned workers,
-    which were no faster than threads.
+    cores. Measured on two cores (docs/adr/0019): 9-10% less time than threads, where
+    unpinned workers were no faster than threads.
     """
     return cores[index] if workers <= len(cores) else None
 

@@ -272,7 +272,7 @@ def measure(name: str, source: Path, cores: int, form: str = DUCKDB_BEST) -> dic
     out = CACHE / f"out-{name}-{cores}"
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PREFECT_HOME": str(CACHE / "prefect")}
-    if name == "ours":  # default settings: a pinned worker process per core it may use (ADR 17)
+    if name == "ours":  # default: a pinned worker process per usable core (ADR 19)
         command = ingest_command(source, out, "--no-prefect")
     elif name == "ours-threads":  # worker threads, as where a fork is not safe (ADR 17)
         command = ingest_command(source, out, "--no-prefect")
