@@ -278,7 +278,8 @@ class Settings:
         default=None,
         metadata=described(
             "Workers converting an ingest run's batches in parallel. Unset: one per core "
-            "this process may use (its CPU affinity) when more than one batch is pending, "
+            "this process may use (its CPU affinity, capped by its cgroup's CPU quota) when "
+            "more than one batch is pending, "
             "else 1. Each writes a partition only under its lease, so de-duplication sees "
             "every write.",
             gt=0,

@@ -60,10 +60,69 @@ class WorkerDiedError(PipelineError):
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its affinity, as ``taskset`` or a cgroup sets it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The cores this process may run on: its affinity (``taskset``, a cpuset), capped by
+    the CPU quota of its cgroup (``docker run --cpus``, a Kubernetes CPU limit), which
+    leaves the affinity at every core of the host: a worker per host core there would
+    hold a batch's memory each and be throttled."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cores = cores or os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return min(cores, quota) if quota else cores
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_quota(root: Path = CGROUP_ROOT, membership: str | None = None) -> int | None:
+    """Whole CPUs the cgroup quotas of this process allow (at least 1), or None where none is
+    set or none can be read: the smallest of cgroup v2's ``cpu.max``, else of v1's
+    ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``, in the process's cgroup and those above
+    it (a container sees its own cgroup mounted at the root)."""
+    if membership is None:
+        try:
+            membership = Path("/proc/self/cgroup").read_text()
+        except OSError:
+            return None
+    found: list[int | None] = []
+    for line in membership.splitlines():
+        hierarchy, controllers, path = [*line.split(":", 2), "", ""][:3]
+        if hierarchy == "0" and controllers == "":
+            for folder in _folders_up(root, path):
+                text = _read(folder / "cpu.max")
+                found.append(quota_cpus(*text.split()[:2]) if text else None)
+        elif "cpu" in controllers.split(","):
+            for folder in _folders_up(root / controllers, path):
+                quota = _read(folder / "cpu.cfs_quota_us")
+                period = _read(folder / "cpu.cfs_period_us")
+                found.append(quota_cpus(quota, period) if quota and period else None)
+    quotas = [cpus for cpus in found if cpus is not None]
+    return min(quotas) if quotas else None
+
+
+def _folders_up(mount: Path, path: str) -> list[Path]:
+    """The folders of cgroup ``path`` under ``mount`` and of each cgroup above it."""
+    parts = [part for part in path.strip().split("/") if part]
+    return [mount.joinpath(*parts[:depth]) for depth in range(len(parts), -1, -1)]
+
+
+def quota_cpus(quota: str, period: str = "100000") -> int | None:
+    """Whole CPUs a quota of ``quota`` µs per ``period`` µs allows, at least 1 ("max" or a
+    negative quota: no quota, None). Rounded down, as Go's automaxprocs does: a part of a
+    core is no room for one more worker."""
+    try:
+        allowed, every = int(quota), int(period)
+    except ValueError:  # "max"
+        return None
+    if allowed <= 0 or every <= 0:
+        return None
+    return max(1, allowed // every)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def batch_workers(settings: Settings, batches: Iterator[object]) -> int:

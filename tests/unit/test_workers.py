@@ -20,7 +20,14 @@ import pytest
 
 from flows.run import run_ingest
 from flows.settings import Settings
-from flows.workers import BatchWorkers, batch_workers, usable_cores, worker_core
+from flows.workers import (
+    BatchWorkers,
+    batch_workers,
+    cgroup_cpu_quota,
+    quota_cpus,
+    usable_cores,
+    worker_core,
+)
 from tests.conftest import require
 from tests.trail import ACCOUNT_A, ACCOUNT_B, Trail, assert_exactly_once, at
 
@@ -62,8 +69,50 @@ def ingest_pinned(trail: Trail, table, cores: int, **env: str) -> dict:
     return result
 
 
-def test_usable_cores_are_the_processes_affinity():
-    assert usable_cores() == len(os.sched_getaffinity(0))
+def test_usable_cores_are_the_processes_affinity_capped_by_its_cgroup_quota():
+    quota = cgroup_cpu_quota()
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores() == (min(affinity, quota) if quota else affinity)
+
+
+def cgroup_file(root, relative: str, name: str, text: str) -> None:
+    folder = root / relative
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text + "\n")
+
+
+def test_a_cgroup_v2_quota_caps_the_cores_at_its_whole_cpus(tmp_path):
+    cgroup_file(tmp_path, "kubepods/pod1/ctr", "cpu.max", "250000 100000")
+    assert cgroup_cpu_quota(tmp_path, "0::/kubepods/pod1/ctr\n") == 2
+    cgroup_file(tmp_path, "kubepods/pod1", "cpu.max", "100000 100000")  # a tighter parent
+    assert cgroup_cpu_quota(tmp_path, "0::/kubepods/pod1/ctr\n") == 1
+
+
+def test_a_container_sees_its_own_cgroup_at_the_root(tmp_path):
+    cgroup_file(tmp_path, "", "cpu.max", "200000 100000")
+    assert cgroup_cpu_quota(tmp_path, "0::/\n") == 2
+
+
+def test_no_quota_or_nothing_readable_leaves_the_affinity(tmp_path):
+    cgroup_file(tmp_path, "ctr", "cpu.max", "max 100000")
+    assert cgroup_cpu_quota(tmp_path, "0::/ctr\n") is None
+    assert cgroup_cpu_quota(tmp_path, "0::/elsewhere\n") is None
+    assert cgroup_cpu_quota(tmp_path, "") is None
+
+
+def test_a_cgroup_v1_quota_is_its_quota_over_its_period(tmp_path):
+    membership = "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n"
+    cgroup_file(tmp_path, "cpu,cpuacct/docker/abc", "cpu.cfs_period_us", "100000")
+    cgroup_file(tmp_path, "cpu,cpuacct/docker/abc", "cpu.cfs_quota_us", "-1")
+    assert cgroup_cpu_quota(tmp_path, membership) is None
+    cgroup_file(tmp_path, "cpu,cpuacct/docker/abc", "cpu.cfs_quota_us", "300000")
+    assert cgroup_cpu_quota(tmp_path, membership) == 3
+
+
+def test_part_of_a_core_is_no_room_for_another_worker():
+    assert [quota_cpus(q) for q in ("50000", "150000", "200000", "max", "-1")] == [
+        1, 1, 2, None, None,
+    ]  # fmt: skip
 
 
 def test_each_worker_gets_a_core_of_its_own_while_there_are_enough():
