@@ -154,7 +154,7 @@ def fork_workers(settings: Settings) -> ProcessPoolExecutor | None:
         return None
     context = multiprocessing.get_context("fork")
     workers_started = context.Value("i", 0)
-    cores = sorted(os.sched_getaffinity(0))
+    cores = cores_to_pin(sorted(os.sched_getaffinity(0)), usable_cores())
     pool = ProcessPoolExecutor(
         count,
         mp_context=context,
@@ -176,6 +176,15 @@ def _only_this_thread() -> bool:
     except OSError:  # a thread ended while listed, or no /proc: not sure, so no fork
         return False
     return names <= _FORK_SAFE_THREADS
+
+
+def cores_to_pin(affinity: list[int], usable: int) -> list[int]:
+    """The cores workers may be pinned to: the process's affinity where it is all the
+    process may use (``taskset``, a cpuset), and none where a CPU quota narrower than it
+    caps the workers (a container that sees every core of its host shares them with the
+    host's other tenants: pinned, every such run would stack its workers on the first
+    cores, where the quota lets them run on any)."""
+    return affinity if usable == len(affinity) else []
 
 
 def worker_core(index: int, workers: int, cores: list[int]) -> int | None:

@@ -24,6 +24,7 @@ from flows.workers import (
     BatchWorkers,
     batch_workers,
     cgroup_cpu_quota,
+    cores_to_pin,
     quota_cpus,
     usable_cores,
     worker_core,
@@ -119,6 +120,14 @@ def test_each_worker_gets_a_core_of_its_own_while_there_are_enough():
     assert [worker_core(i, 2, [4, 7]) for i in range(2)] == [4, 7]
     assert [worker_core(i, 2, [0, 1, 2]) for i in range(2)] == [0, 1]
     assert [worker_core(i, 3, [0, 1]) for i in range(3)] == [None, None, None]
+
+
+def test_workers_are_pinned_only_to_cores_the_process_has_to_itself():
+    assert cores_to_pin([2, 3], usable=2) == [2, 3]  # taskset, a cpuset
+    assert cores_to_pin(list(range(64)), usable=2) == []  # a 2-CPU quota on a 64-core host
+    assert [worker_core(i, 2, cores_to_pin(list(range(64)), 2)) for i in range(2)] == [
+        None, None,
+    ]  # fmt: skip
 
 
 def test_the_setting_wins_else_one_thread_per_core_for_more_than_one_batch():
